@@ -1,0 +1,83 @@
+"""Flightdeck: the frame around every page.
+
+It sets up the page, builds the settings and identity once per script run, checks the tracking
+server, shows the shared sidebar, and routes to the chosen page.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from services import cache
+from services.auth import current_identity
+from services.errors import ConfigurationError, FlightdeckError
+from services.formatting import ago
+from services.settings import load_settings
+
+st.set_page_config(page_title="Flightdeck", page_icon=":material/flight_takeoff:", layout="wide")
+cache.start_script_run()
+
+navigation = st.navigation(
+    {
+        "Experiments": [
+            st.Page(
+                "pages/experiments.py",
+                title="Experiments",
+                icon=":material/science:",
+                url_path="experiments",
+                default=True,
+            ),
+            st.Page(
+                "pages/runs.py",
+                title="Runs",
+                icon=":material/table_rows:",
+                url_path="runs",
+                visibility="hidden",
+            ),
+        ],
+    }
+)
+
+try:
+    settings = load_settings()
+except ConfigurationError as exc:
+    st.error(str(exc), icon=":material/settings_alert:")
+    st.stop()
+cache.use_settings(settings)
+identity = current_identity(settings)
+
+try:
+    server = cache.server_info(settings)
+    problem: FlightdeckError | None = None
+except FlightdeckError as exc:
+    server, problem = None, exc
+
+with st.sidebar:
+    st.subheader("Tracking server")
+    st.code(settings.tracking_uri, language=None)
+    if server:
+        st.caption(f":green[:material/check_circle: Reachable] · MLflow {server.version}")
+    else:
+        st.caption(":red[:material/error: Not reachable]")
+    freshness = st.container()
+    st.divider()
+    st.caption(f":material/person: {identity.name}")
+    if not identity.authenticated:
+        st.caption(":orange[Development mode: no authentication]")
+
+if problem is not None:
+    st.error(str(problem), icon=":material/cloud_off:")
+    if st.button("Retry", icon=":material/refresh:", type="primary"):
+        cache.clear_all()
+        st.rerun()
+    st.stop()
+
+navigation.run()
+
+with freshness:
+    fetched_at = cache.oldest_read_this_run()
+    if fetched_at:
+        st.caption(f"Data fetched {fetched_at:%H:%M:%S} UTC ({ago(fetched_at)})")
+    if st.button("Refresh data", icon=":material/refresh:", key="refresh-data"):
+        cache.clear_all()
+        st.rerun()

@@ -1,0 +1,116 @@
+"""Cached reads for pages: the one module in ``services/`` that imports Streamlit.
+
+Clients live in ``st.cache_resource``; read results in ``st.cache_data`` with a TTL. Each read
+also records when its data left the server, so the sidebar can show the data's freshness.
+Failures are never cached: a page that hit an outage asks again on the next rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import streamlit as st
+
+from services.records import Experiment, ExperimentActivity, Fetched, RunPage, ServerInfo
+from services.settings import READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
+from services.tracking import TrackingGateway
+
+T = TypeVar("T")
+
+_OLDEST_READ_KEY = "_flightdeck_oldest_read"
+_SETTINGS_KEY = "_flightdeck_settings"
+
+
+def use_settings(settings: Settings) -> None:
+    """Make the settings ``app.py`` built available to the page it runs."""
+    st.session_state[_SETTINGS_KEY] = settings
+
+
+def settings() -> Settings:
+    """The settings ``app.py`` built for this script run."""
+    value = st.session_state[_SETTINGS_KEY]
+    assert isinstance(value, Settings)
+    return value
+
+
+@st.cache_resource(show_spinner=False)
+def gateway(config: Settings) -> TrackingGateway:
+    """One MLflow gateway per distinct configuration, shared by all sessions."""
+    return TrackingGateway(config)
+
+
+@st.cache_data(ttl=STATUS_CACHE_TTL_S, show_spinner=False)
+def server_info(settings: Settings) -> ServerInfo:
+    """The tracking server's answer to a health and credentials check."""
+    return gateway(settings).check_server()
+
+
+def experiments(settings: Settings, include_deleted: bool) -> list[Experiment]:
+    """All experiments, by name."""
+    return _note_freshness(_experiments(settings, include_deleted))
+
+
+def experiment(settings: Settings, experiment_id: str) -> Experiment:
+    """One experiment; raises ``NotFound`` for an unknown id."""
+    return _note_freshness(_experiment(settings, experiment_id))
+
+
+def experiment_activity(settings: Settings, experiment_id: str) -> ExperimentActivity:
+    """Run count and newest run of one experiment."""
+    return _note_freshness(_experiment_activity(settings, experiment_id))
+
+
+def first_runs_page(settings: Settings, experiment_id: str) -> RunPage:
+    """The newest runs of an experiment, one page of ``settings.runs_page_size``."""
+    return _note_freshness(_first_runs_page(settings, experiment_id))
+
+
+def oldest_read_this_run() -> datetime | None:
+    """When the oldest data shown by this script run was fetched from MLflow."""
+    value = st.session_state.get(_OLDEST_READ_KEY)
+    return value if isinstance(value, datetime) else None
+
+
+def start_script_run() -> None:
+    """Forget the previous run's freshness; call once at the top of ``app.py``."""
+    st.session_state.pop(_OLDEST_READ_KEY, None)
+
+
+def clear_all() -> None:
+    """Drop every cached read, e.g. after a write or when the user asks for fresh data."""
+    st.cache_data.clear()
+
+
+def _note_freshness(result: Fetched[T]) -> T:
+    oldest = oldest_read_this_run()
+    if oldest is None or result.fetched_at < oldest:
+        st.session_state[_OLDEST_READ_KEY] = result.fetched_at
+    return result.value
+
+
+def _fetch(read: Callable[[], T]) -> Fetched[T]:
+    return Fetched(read(), datetime.now(UTC))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _experiments(settings: Settings, include_deleted: bool) -> Fetched[list[Experiment]]:
+    return _fetch(lambda: gateway(settings).list_experiments(include_deleted))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _experiment(settings: Settings, experiment_id: str) -> Fetched[Experiment]:
+    return _fetch(lambda: gateway(settings).get_experiment(experiment_id))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _experiment_activity(settings: Settings, experiment_id: str) -> Fetched[ExperimentActivity]:
+    return _fetch(lambda: gateway(settings).experiment_activity(experiment_id))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _first_runs_page(settings: Settings, experiment_id: str) -> Fetched[RunPage]:
+    return _fetch(
+        lambda: gateway(settings).search_runs([experiment_id], max_results=settings.runs_page_size)
+    )

@@ -1,0 +1,125 @@
+"""Flightdeck's own typed records. The gateway returns these, never ``mlflow.entities``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def from_epoch_ms(value: int | None) -> datetime | None:
+    """An aware UTC datetime from MLflow's milliseconds since the Unix epoch (None stays None)."""
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """A tracking server that answered."""
+
+    uri: str
+    """The server's base URL."""
+    version: str
+    """The MLflow version the server reports, or "unknown"."""
+    checked_at: datetime
+    """When the check ran (aware, UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An MLflow experiment."""
+
+    experiment_id: str
+    """MLflow's id, a decimal string."""
+    name: str
+    """The experiment's name; untrusted text."""
+    deleted: bool
+    """True when the experiment is in MLflow's trash (lifecycle stage "deleted")."""
+    created_at: datetime | None
+    """Creation time (aware, UTC)."""
+    last_updated_at: datetime | None
+    """Last change to the experiment itself (aware, UTC)."""
+    description: str
+    """The experiment's note (``mlflow.note.content``); untrusted text."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """User tags, without the ``mlflow.*`` and ``flightdeck.*`` ones; untrusted text."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCount:
+    """How many runs an experiment holds."""
+
+    value: int
+    """The count, or a lower bound when ``exact`` is False."""
+    exact: bool
+    """False when the server could not be asked for the exact number."""
+
+    def __str__(self) -> str:
+        return f"{self.value:,}" if self.exact else f"{self.value:,}+"
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentActivity:
+    """What has happened in an experiment's runs."""
+
+    run_count: RunCount
+    """How many active runs it holds."""
+    last_run_at: datetime | None
+    """Start of its newest run (aware, UTC); None when it has no runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """An MLflow run, with its latest metric values."""
+
+    run_id: str
+    """MLflow's 32-character hex id."""
+    experiment_id: str
+    """The experiment the run belongs to."""
+    name: str
+    """The run's name; untrusted text."""
+    status: str
+    """RUNNING, SCHEDULED, FINISHED, FAILED or KILLED."""
+    start_time: datetime | None
+    """When the run started (aware, UTC)."""
+    end_time: datetime | None
+    """When the run ended (aware, UTC); None while it runs."""
+    user: str
+    """Who started the run (``mlflow.user``); untrusted text."""
+    deleted: bool
+    """True when the run is in MLflow's trash."""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Latest value of each metric."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Parameters as logged (strings); untrusted text."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """All tags, MLflow's own included; untrusted text."""
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Wall time from start to end, or None when either is unknown."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a run search."""
+
+    runs: tuple[Run, ...]
+    """The runs, in the order asked for."""
+    next_page_token: str | None
+    """Pass back to fetch the next page; None on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[T]):
+    """A value read from MLflow, with the time it was read, so pages can show freshness."""
+
+    value: T
+    """What was read."""
+    fetched_at: datetime
+    """When it was read from the server (aware, UTC)."""

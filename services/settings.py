@@ -1,0 +1,228 @@
+"""Flightdeck's settings: one typed object, built once from the environment and secrets.
+
+Precedence, highest first: environment variables (``FLIGHTDECK_*``, ``MLFLOW_*``), then
+``.streamlit/secrets.toml`` (sections ``[flightdeck]`` and ``[mlflow]``), then the defaults below.
+Every option is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from services.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+
+EMBEDDED_HOST = "127.0.0.1"
+"""Embedded servers and the dashboard only ever listen on loopback."""
+
+SUPPORTED_SCHEMES = ("http", "https")
+
+# Cache lifetimes, in seconds. Decorators need them at import time, so they are constants.
+READ_CACHE_TTL_S = 60
+"""How long a read from MLflow (experiments, runs) is reused before it is fetched again."""
+STATUS_CACHE_TTL_S = 15
+"""How long a successful server check is reused; failures are never cached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Flightdeck can be configured with. Credentials never appear in ``repr``."""
+
+    data_dir: Path
+    """Folder for the embedded server's store, the application store and job state."""
+    tracking_uri: str
+    """The MLflow tracking server, e.g. ``http://127.0.0.1:5000``."""
+    embedded: bool
+    """True when Flightdeck starts the tracking server itself (``MLFLOW_TRACKING_URI`` unset)."""
+    mlflow_port: int
+    """Port of the embedded tracking server."""
+    dashboard_port: int
+    """Port the dashboard is served on by ``make run``."""
+    http_timeout_s: float
+    """Per-request timeout of the MLflow client, in seconds."""
+    http_max_retries: int
+    """Retries of the MLflow client after a failed request (0 to 2)."""
+    health_timeout_s: float
+    """Timeout of the reachability check the shell runs before each page, in seconds."""
+    runs_page_size: int
+    """Rows fetched for the first page of a runs table (at most 200)."""
+    dev_user: str
+    """The user shown in development mode, where there is no authentication."""
+    mlflow_username: str | None = field(default=None, repr=False)
+    """Basic-auth user for the tracking server (``MLFLOW_TRACKING_USERNAME``)."""
+    mlflow_password: str | None = field(default=None, repr=False)
+    """Basic-auth password for the tracking server (``MLFLOW_TRACKING_PASSWORD``)."""
+    mlflow_token: str | None = field(default=None, repr=False)
+    """Bearer token for the tracking server (``MLFLOW_TRACKING_TOKEN``)."""
+
+    @property
+    def mlflow_db_path(self) -> Path:
+        """The embedded server's SQLite file."""
+        return self.data_dir / "mlflow.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The embedded server's artifact root."""
+        return self.data_dir / "artifacts"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets_path: Path = DEFAULT_SECRETS_PATH
+) -> Settings:
+    """Build the settings from the environment and the secrets file.
+
+    Args:
+        env: Variables to read; ``os.environ`` when omitted.
+        secrets_path: The Streamlit secrets file; a missing file is fine.
+
+    Raises:
+        ConfigurationError: A value is malformed, e.g. a tracking URI that is not http(s).
+    """
+    env = os.environ if env is None else env
+    secrets = _read_secrets(secrets_path)
+    flightdeck_secrets = secrets.get("flightdeck", {})
+    mlflow_secrets = secrets.get("mlflow", {})
+
+    def pick(env_name: str, section: Mapping[str, Any], key: str, default: str) -> str:
+        value = env.get(env_name) or section.get(key)
+        return default if value in (None, "") else str(value)
+
+    mlflow_port = _to_int(
+        "FLIGHTDECK_MLFLOW_PORT",
+        pick("FLIGHTDECK_MLFLOW_PORT", flightdeck_secrets, "mlflow_port", "5000"),
+    )
+    external_uri = env.get("MLFLOW_TRACKING_URI") or mlflow_secrets.get("tracking_uri")
+    tracking_uri = str(external_uri or f"http://{EMBEDDED_HOST}:{mlflow_port}").rstrip("/")
+    validate_tracking_uri(tracking_uri)
+
+    retries = _to_int(
+        "FLIGHTDECK_HTTP_MAX_RETRIES",
+        pick("FLIGHTDECK_HTTP_MAX_RETRIES", flightdeck_secrets, "http_max_retries", "2"),
+    )
+    if not 0 <= retries <= 2:
+        raise ConfigurationError(
+            f"FLIGHTDECK_HTTP_MAX_RETRIES must be 0, 1 or 2, not {retries}: more retries hang "
+            "pages for minutes when the server is down."
+        )
+    page_size = _to_int(
+        "FLIGHTDECK_RUNS_PAGE_SIZE",
+        pick("FLIGHTDECK_RUNS_PAGE_SIZE", flightdeck_secrets, "runs_page_size", "200"),
+    )
+    data_dir = Path(
+        pick(
+            "FLIGHTDECK_DATA_DIR", flightdeck_secrets, "data_dir", str(PROJECT_ROOT / ".flightdeck")
+        )
+    ).expanduser()
+    return Settings(
+        data_dir=data_dir if data_dir.is_absolute() else PROJECT_ROOT / data_dir,
+        tracking_uri=tracking_uri,
+        embedded=not external_uri,
+        mlflow_port=mlflow_port,
+        dashboard_port=_to_int(
+            "FLIGHTDECK_PORT", pick("FLIGHTDECK_PORT", flightdeck_secrets, "port", "8501")
+        ),
+        http_timeout_s=_to_float(
+            "FLIGHTDECK_HTTP_TIMEOUT",
+            pick("FLIGHTDECK_HTTP_TIMEOUT", flightdeck_secrets, "http_timeout", "10"),
+        ),
+        http_max_retries=retries,
+        health_timeout_s=_to_float(
+            "FLIGHTDECK_HEALTH_TIMEOUT",
+            pick("FLIGHTDECK_HEALTH_TIMEOUT", flightdeck_secrets, "health_timeout", "5"),
+        ),
+        runs_page_size=min(max(page_size, 1), 200),
+        dev_user=pick("FLIGHTDECK_DEV_USER", flightdeck_secrets, "dev_user", _login_name()),
+        mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or mlflow_secrets.get("username"),
+        mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or mlflow_secrets.get("password"),
+        mlflow_token=env.get("MLFLOW_TRACKING_TOKEN") or mlflow_secrets.get("token"),
+    )
+
+
+def validate_tracking_uri(uri: str) -> None:
+    """Reject URIs Flightdeck cannot use, with a message that says what would work.
+
+    Raises:
+        ConfigurationError: The scheme is not http(s) or the host is missing.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in SUPPORTED_SCHEMES or not parts.netloc:
+        raise ConfigurationError(
+            f"MLFLOW_TRACKING_URI={uri!r} is not an MLflow tracking server URL. Flightdeck reads a "
+            "running `mlflow server` over HTTP: use http://host:port or https://host, or unset "
+            "MLFLOW_TRACKING_URI to use the embedded server."
+        )
+
+
+def mlflow_client_environment(settings: Settings) -> dict[str, str]:
+    """The variables the MLflow client reads, so they are set before its first call."""
+    values = {
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(settings.http_timeout_s)),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.http_max_retries),
+        # MLflow's default backoff would still add seconds between the retries we allow.
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_TRACKING_USERNAME": settings.mlflow_username or "",
+        "MLFLOW_TRACKING_PASSWORD": settings.mlflow_password or "",
+        "MLFLOW_TRACKING_TOKEN": settings.mlflow_token or "",
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
+
+
+def apply_mlflow_environment(settings: Settings) -> None:
+    """Export :func:`mlflow_client_environment` into this process's environment.
+
+    The MLflow client reads credentials only from the environment, so credentials that these
+    settings do not have are removed rather than left over from another configuration.
+    """
+    values = mlflow_client_environment(settings)
+    for name in CREDENTIAL_VARIABLES:
+        if name not in values:
+            os.environ.pop(name, None)
+    os.environ.update(values)
+
+
+def _read_secrets(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}. Fix or remove it.") from exc
+
+
+def _to_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def _to_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, not {raw!r}.") from None
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "developer"

@@ -1,0 +1,344 @@
+"""The MLflow gateway: the only module that talks to the tracking server.
+
+It returns Flightdeck's records (``services.records``) and turns every MLflow or HTTP failure
+into a :class:`~services.errors.FlightdeckError` subclass whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import requests
+from mlflow.entities import Experiment as MlflowExperiment
+from mlflow.entities import Run as MlflowRun
+from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from services import errors
+from services.records import (
+    Experiment,
+    ExperimentActivity,
+    Run,
+    RunCount,
+    RunPage,
+    ServerInfo,
+    from_epoch_ms,
+)
+from services.settings import Settings, apply_mlflow_environment, validate_tracking_uri
+
+T = TypeVar("T")
+
+SYSTEM_TAG_PREFIXES = ("mlflow.", "flightdeck.")
+"""Tags MLflow and Flightdeck set for themselves, hidden from experiment tag lists."""
+DESCRIPTION_TAG = "mlflow.note.content"
+RUN_NAME_TAG = "mlflow.runName"
+USER_TAG = "mlflow.user"
+
+NEWEST_FIRST = ("attributes.start_time DESC",)
+MAX_SEARCH_PAGE = 50_000
+"""MLflow's own ceiling on ``max_results`` for one run search."""
+
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST"}
+_INVALID_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE", "MALFORMED_REQUEST"}
+
+
+class TrackingGateway:
+    """A thin facade over ``MlflowClient`` and the server's REST endpoints.
+
+    Args:
+        settings: Where the server is and how to reach it. The MLflow client's timeout and
+            retry variables are exported from these before the client is created.
+        session: An HTTP session for the endpoints the Python client lacks; injectable for tests.
+    """
+
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+        validate_tracking_uri(settings.tracking_uri)
+        apply_mlflow_environment(settings)
+        self.uri = settings.tracking_uri
+        self._health_timeout_s = settings.health_timeout_s
+        self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self._http = session or requests.Session()
+        if settings.mlflow_token:
+            self._http.headers["Authorization"] = f"Bearer {settings.mlflow_token}"
+        elif settings.mlflow_username and settings.mlflow_password:
+            self._http.auth = (settings.mlflow_username, settings.mlflow_password)
+
+    # -- server -------------------------------------------------------------------------------
+
+    def check_server(self) -> ServerInfo:
+        """Check that the server answers and accepts our credentials, within the health timeout.
+
+        Raises:
+            ServerUnreachable: No answer, or not an MLflow server.
+            AuthenticationFailed: The server wants other credentials (401).
+            PermissionDenied: The credentials may not read experiments (403).
+        """
+        health = self._get("/health")
+        if not health.ok:
+            raise errors.ServerUnreachable(
+                f"Cannot reach MLflow at {self.uri}: /health answered HTTP {health.status_code}. "
+                "Check that the URL points at an MLflow tracking server."
+            )
+        # /health is public on auth-enabled servers; this read proves the credentials work.
+        probe = self._get("/api/2.0/mlflow/experiments/search", params={"max_results": 1})
+        self._raise_for_auth(probe)
+        version = self._get("/version")
+        return ServerInfo(
+            uri=self.uri,
+            version=version.text.strip() if version.ok else "unknown",
+            checked_at=datetime.now(UTC),
+        )
+
+    # -- experiments ----------------------------------------------------------------------------
+
+    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
+        """All experiments, by name; deleted ones too when asked."""
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        found: list[Experiment] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                "list experiments",
+                self._client.search_experiments,
+                view_type=view,
+                max_results=1000,
+                page_token=token,
+                order_by=["name ASC"],
+            )
+            found.extend(_experiment_record(e) for e in page)
+            token = page.token
+            if not token:
+                return found
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """One experiment by id.
+
+        Raises:
+            NotFound: No experiment has this id.
+        """
+        if not experiment_id.isdigit():
+            raise errors.NotFound(
+                f"There is no experiment with id {experiment_id!r}: ids are numbers. "
+                "Pick one from the Experiments page."
+            )
+        return _experiment_record(
+            self._call(f"experiment {experiment_id}", self._client.get_experiment, experiment_id)
+        )
+
+    def experiment_activity(self, experiment_id: str) -> ExperimentActivity:
+        """How many active runs an experiment holds and when the newest started, cheaply.
+
+        MLflow has no count call, and downloading 10,000 runs takes about 30 s. Its page
+        tokens are an offset on SQL stores, so we probe one-run pages at growing offsets
+        (about 2·log2(n) tiny requests). If the server's token is not an offset, the count
+        is a lower bound.
+        """
+
+        def exists_at(offset: int) -> bool:
+            return bool(
+                self._search_page(
+                    [experiment_id], max_results=1, page_token=_offset_token(offset)
+                ).runs
+            )
+
+        newest = self._search_page([experiment_id], order_by=NEWEST_FIRST, max_results=1)
+        last_run_at = newest.runs[0].start_time if newest.runs else None
+        if newest.next_page_token is None:
+            return ExperimentActivity(RunCount(len(newest.runs), exact=True), last_run_at)
+        if _token_offset(newest.next_page_token) != 1:
+            return ExperimentActivity(RunCount(1, exact=False), last_run_at)
+        present, absent = 0, 1  # invariants: a run exists at offset `present`, none at `absent`
+        while exists_at(absent):
+            present, absent = absent, absent * 2
+        while absent - present > 1:
+            middle = (present + absent) // 2
+            present, absent = (middle, absent) if exists_at(middle) else (present, middle)
+        return ExperimentActivity(RunCount(absent, exact=True), last_run_at)
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = NEWEST_FIRST,
+        max_results: int = 200,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first by default.
+
+        Raises:
+            InvalidRequest: MLflow could not parse the filter; the message has its reason.
+        """
+        return self._search_page(experiment_ids, filter_string, order_by, max_results, page_token)
+
+    def _search_page(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 200,
+        page_token: str | None = None,
+    ) -> RunPage:
+        page = self._call(
+            "search runs",
+            self._client.search_runs,
+            experiment_ids=list(experiment_ids),
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=min(max_results, MAX_SEARCH_PAGE),
+            order_by=list(order_by),
+            page_token=page_token,
+        )
+        return RunPage(tuple(_run_record(r) for r in page), page.token or None)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, int] | None = None) -> requests.Response:
+        with self._translated(f"GET {path}"):
+            return self._http.get(self.uri + path, params=params, timeout=self._health_timeout_s)
+
+    def _raise_for_auth(self, response: requests.Response) -> None:
+        if response.status_code == 401:
+            raise errors.AuthenticationFailed(
+                f"MLflow at {self.uri} rejected Flightdeck's credentials (HTTP 401). Set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+                "to an account on that server."
+            )
+        if response.status_code == 403:
+            raise errors.PermissionDenied(
+                f"MLflow at {self.uri} denied access (HTTP 403): the account in "
+                "MLFLOW_TRACKING_USERNAME may not read experiments. Ask the server's admin for "
+                "READ permission."
+            )
+
+    def _call(self, what: str, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one MLflow client call; ``what`` names it in error messages."""
+        with self._translated(what):
+            return action(*args, **kwargs)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except MlflowException as exc:
+            raise _translate_mlflow(exc, what, self.uri) from exc
+        except requests.RequestException as exc:
+            raise errors.ServerUnreachable(
+                f"Cannot reach MLflow at {self.uri}: {_reason(exc)}. Check that the server is "
+                "running and the URL is right, then retry."
+            ) from exc
+
+
+def _translate_mlflow(exc: MlflowException, what: str, uri: str) -> errors.TrackingError:
+    code = str(getattr(exc, "error_code", ""))
+    cause = _network_cause(exc)
+    if cause is not None:
+        return errors.ServerUnreachable(
+            f"Cannot reach MLflow at {uri}: {_reason(cause)}. Check that the server is running "
+            "and the URL is right, then retry."
+        )
+    message = _short_message(exc)
+    if code == "UNAUTHENTICATED":
+        return errors.AuthenticationFailed(
+            f"MLflow at {uri} rejected Flightdeck's credentials (HTTP 401) during {what}. Set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)."
+        )
+    if code == "PERMISSION_DENIED":
+        return errors.PermissionDenied(
+            f"MLflow at {uri} denied {what} (HTTP 403). Ask the server's admin for permission."
+        )
+    if code in _NOT_FOUND_CODES:
+        return errors.NotFound(f"Not found: {message}")
+    if code in _INVALID_CODES:
+        return errors.InvalidRequest(message)
+    if code == "ENDPOINT_NOT_FOUND":
+        return errors.ServerUnreachable(
+            f"{uri} answered 404 to {what}: it does not look like an MLflow tracking server."
+        )
+    return errors.TrackingError(f"MLflow at {uri} failed during {what}: {message}")
+
+
+def _network_cause(exc: BaseException) -> requests.RequestException | None:
+    """The requests error MLflow wrapped (it raises from inside ``except``, so look at context)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, requests.RequestException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    text = str(exc)
+    for marker, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host name"),
+        ("nodename nor servname", "unknown host name"),
+        ("Temporary failure in name resolution", "unknown host name"),
+        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+        ("timed out", "no answer within the timeout"),
+        ("Max retries exceeded", "no answer"),
+    ):
+        if marker in text:
+            return reason
+    return type(exc).__name__
+
+
+def _short_message(exc: MlflowException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    code = str(getattr(exc, "error_code", ""))
+    prefix = f"{code}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _experiment_record(experiment: MlflowExperiment) -> Experiment:
+    tags = dict(experiment.tags or {})
+    return Experiment(
+        experiment_id=str(experiment.experiment_id),
+        name=experiment.name,
+        deleted=experiment.lifecycle_stage == "deleted",
+        created_at=from_epoch_ms(experiment.creation_time),
+        last_updated_at=from_epoch_ms(experiment.last_update_time),
+        description=tags.get(DESCRIPTION_TAG, ""),
+        tags={k: v for k, v in tags.items() if not k.startswith(SYSTEM_TAG_PREFIXES)},
+    )
+
+
+def _run_record(run: MlflowRun) -> Run:
+    info, data = run.info, run.data
+    return Run(
+        run_id=info.run_id,
+        experiment_id=str(info.experiment_id),
+        name=info.run_name or data.tags.get(RUN_NAME_TAG, ""),
+        status=info.status,
+        start_time=from_epoch_ms(info.start_time),
+        end_time=from_epoch_ms(info.end_time),
+        user=data.tags.get(USER_TAG, info.user_id or ""),
+        deleted=info.lifecycle_stage == "deleted",
+        metrics=dict(data.metrics),
+        params=dict(data.params),
+        tags=dict(data.tags),
+    )
+
+
+def _offset_token(offset: int) -> str:
+    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _token_offset(token: str) -> int | None:
+    try:
+        decoded = json.loads(base64.b64decode(token))
+    except (binascii.Error, ValueError):
+        return None
+    offset = decoded.get("offset") if isinstance(decoded, dict) else None
+    return offset if isinstance(offset, int) else None

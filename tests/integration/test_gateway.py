@@ -1,0 +1,119 @@
+"""The MLflow gateway against a real tracking server: typed records out, typed errors out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from mlflow import MlflowClient
+
+from services import errors
+from services.processes import ServerProcess, free_port
+from services.settings import Settings
+from services.tracking import TrackingGateway
+
+BuildSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def gateway(mlflow_server: ServerProcess, settings_for: BuildSettings) -> TrackingGateway:
+    return TrackingGateway(settings_for(mlflow_server.url))
+
+
+def make_experiment(url: str, name: str, runs: int) -> str:
+    client = MlflowClient(url)
+    experiment_id = client.create_experiment(name, tags={"owner": "qa", "mlflow.note.content": "d"})
+    for _ in range(runs):
+        client.create_run(experiment_id)
+    return experiment_id
+
+
+def test_server_check_reports_the_real_version(gateway: TrackingGateway) -> None:
+    import mlflow
+
+    assert gateway.check_server().version == mlflow.__version__
+
+
+@pytest.mark.parametrize("runs", [0, 1, 2, 37, 64])
+def test_run_count_is_exact_without_downloading_the_runs(
+    gateway: TrackingGateway, mlflow_server: ServerProcess, unique_name: str, runs: int
+) -> None:
+    experiment_id = make_experiment(mlflow_server.url, unique_name, runs)
+    activity = gateway.experiment_activity(experiment_id)
+    assert activity.run_count.exact
+    assert activity.run_count.value == runs
+    assert (activity.last_run_at is None) == (runs == 0)
+
+
+def test_experiments_list_user_tags_and_description_and_hides_deleted_by_default(
+    gateway: TrackingGateway, mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    kept = make_experiment(mlflow_server.url, unique_name + "-kept", 0)
+    gone = make_experiment(mlflow_server.url, unique_name + "-gone", 0)
+    MlflowClient(mlflow_server.url).delete_experiment(gone)
+
+    active = {e.experiment_id: e for e in gateway.list_experiments()}
+    assert kept in active and gone not in active
+    assert active[kept].tags == {"owner": "qa"}
+    assert active[kept].description == "d"
+    everything = {e.experiment_id: e for e in gateway.list_experiments(include_deleted=True)}
+    assert everything[gone].deleted
+
+
+def test_unknown_experiment_is_not_found(gateway: TrackingGateway) -> None:
+    with pytest.raises(errors.NotFound):
+        gateway.get_experiment("987654321")
+    with pytest.raises(errors.NotFound, match="ids are numbers"):
+        gateway.get_experiment("../etc")
+
+
+def test_invalid_filter_gives_mlflows_reason(
+    gateway: TrackingGateway, mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    experiment_id = make_experiment(mlflow_server.url, unique_name, 1)
+    with pytest.raises(errors.InvalidRequest, match="comparator"):
+        gateway.search_runs([experiment_id], filter_string="metrics.acc >>> 1")
+
+
+def test_unreachable_server_is_reported_quickly(settings_for: BuildSettings) -> None:
+    gateway = TrackingGateway(settings_for(f"http://127.0.0.1:{free_port()}"))
+    started = time.monotonic()
+    with pytest.raises(
+        errors.ServerUnreachable, match=r"Cannot reach MLflow at .*connection refused"
+    ):
+        gateway.check_server()
+    with pytest.raises(errors.ServerUnreachable):
+        gateway.list_experiments()
+    assert time.monotonic() - started < 15
+
+
+def test_silent_host_times_out_within_the_health_timeout(settings_for: BuildSettings) -> None:
+    import socket
+
+    # A socket that accepts connections but never answers, like a hung server.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        gateway = TrackingGateway(
+            settings_for(f"http://127.0.0.1:{port}", FLIGHTDECK_HEALTH_TIMEOUT="2")
+        )
+        started = time.monotonic()
+        with pytest.raises(errors.ServerUnreachable, match="no answer within the timeout"):
+            gateway.check_server()
+        assert time.monotonic() - started < 5
+
+
+def test_a_web_server_that_is_not_mlflow_is_named_as_such(settings_for: BuildSettings) -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gateway = TrackingGateway(settings_for(f"http://127.0.0.1:{server.server_port}"))
+        with pytest.raises(errors.ServerUnreachable, match="HTTP 404"):
+            gateway.check_server()
+    finally:
+        server.shutdown()
