@@ -53,6 +53,7 @@ except FlightdeckError as exc:
     server, problem = None, exc
 
 with st.sidebar:
+    st.markdown("## :material/flight_takeoff: Flightdeck")
     st.subheader("Tracking server")
     st.code(settings.tracking_uri, language=None)
     if server:

@@ -26,13 +26,12 @@ name_filter = search_column.text_input(
 show_deleted = deleted_column.toggle(
     "Show deleted", value=st.query_params.get("deleted") == "1", key="experiments.deleted"
 )
-st.query_params.update({"q": name_filter} if name_filter else {})
-if not name_filter:
-    st.query_params.pop("q", None)
-if show_deleted:
-    st.query_params["deleted"] = "1"
-else:
-    st.query_params.pop("deleted", None)
+# Keep the view in the URL so it can be shared; empty values stay out of it.
+for param, value in {"q": name_filter, "deleted": "1" if show_deleted else ""}.items():
+    if value:
+        st.query_params[param] = value
+    else:
+        st.query_params.pop(param, None)
 
 try:
     with st.spinner("Loading experiments…"):
