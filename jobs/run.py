@@ -24,7 +24,9 @@ def main() -> int:
     except FlightdeckError as exc:
         print(f"Flightdeck cannot start: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _stop_on_signal)
+    # Installed explicitly: a shell may start us with SIGINT ignored (e.g. in the background).
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop_on_signal)
     servers: list[ServerProcess] = []
     try:
         if settings.embedded:

@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    warnings.filterwarnings("ignore", module="mlflow")
     settings = load_settings()
     apply_mlflow_environment(settings)
     started = time.monotonic()
@@ -142,6 +142,7 @@ def seed(tracking_uri: str) -> None:
     """Seed every demo project that is not complete yet on this server."""
     import mlflow  # imported late: 2-3 s, and only the seed needs it at module level
 
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # after import: mlflow sets its own
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri)
     now_ms = int(time.time() * 1000)
@@ -178,7 +179,7 @@ def _seed_project(client: Any, project: DemoProject, now_ms: int) -> None:
     _register_versions(client, project, trained, logged, split)
     client.set_experiment_tag(experiment_id, SEED_TAG, SEED_COMPLETE)
     log.info(
-        "%s: %d runs and model %s with 4 versions in %.0f s.",
+        "%s: %d training runs and model %s with 4 versions in %.0f s.",
         project.experiment,
         len(logged),
         project.model,
