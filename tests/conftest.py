@@ -28,19 +28,23 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def seeded_server(mlflow_server: ServerProcess) -> ServerProcess:
-    """The session's server with the demo data, seeded through the real ``jobs.seed_demo``."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url}
-    result = subprocess.run(
+def run_seed_demo(tracking_uri: str) -> subprocess.CompletedProcess[str]:
+    """Run the real ``python -m jobs.seed_demo`` against a server, as ``make run`` does."""
+    return subprocess.run(
         [sys.executable, "-m", "jobs.seed_demo"],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def seeded_server(mlflow_server: ServerProcess) -> ServerProcess:
+    """The session's server with the demo data."""
+    result = run_seed_demo(mlflow_server.url)
     assert result.returncode == 0, f"seeding failed:\n{result.stdout}\n{result.stderr}"
     return mlflow_server
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import requests
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
@@ -13,7 +9,7 @@ from mlflow.entities import ViewType
 from jobs.seed_demo import PROJECTS, REFERENCE_ARTIFACT_DIR, REFERENCE_FILE
 from services.aliases import CHALLENGER, CHAMPION
 from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from tests.conftest import run_seed_demo
 
 
 def demo_runs(client: MlflowClient) -> list:
@@ -63,16 +59,7 @@ def test_models_have_four_described_versions_and_both_aliases(
 def test_seeding_again_adds_nothing(seeded_server: ServerProcess) -> None:
     client = MlflowClient(seeded_server.url)
     before = len(demo_runs(client))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": seeded_server.url}
-    result = subprocess.run(
-        [sys.executable, "-m", "jobs.seed_demo"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_seed_demo(seeded_server.url)
     assert result.returncode == 0, result.stderr
     assert "already seeded" in result.stderr + result.stdout
     assert len(demo_runs(client)) == before
