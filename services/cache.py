@@ -7,13 +7,23 @@ Failures are never cached: a page that hit an outage asks again on the next reru
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import streamlit as st
 
-from services.records import Experiment, ExperimentActivity, Fetched, RunPage, ServerInfo
+from services.records import (
+    ArtifactEntry,
+    Experiment,
+    ExperimentActivity,
+    Fetched,
+    MetricPoint,
+    ModelVersionSummary,
+    Run,
+    RunPage,
+    ServerInfo,
+)
 from services.settings import READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
 from services.tracking import TrackingGateway
 
@@ -67,6 +77,49 @@ def first_runs_page(settings: Settings, experiment_id: str) -> RunPage:
     return _note_freshness(_first_runs_page(settings, experiment_id))
 
 
+def run(settings: Settings, run_id: str) -> Run:
+    """One run by id; raises ``NotFound`` for an unknown id."""
+    return _note_freshness(_run(settings, run_id))
+
+
+def metric_history(settings: Settings, run_id: str, key: str) -> list[MetricPoint]:
+    """Every point of one metric of one run."""
+    return _note_freshness(_metric_history(settings, run_id, key))
+
+
+def metric_histories(
+    settings: Settings, run_ids: tuple[str, ...], key: str
+) -> dict[str, list[MetricPoint]]:
+    """Downsampled histories of one metric for many runs (bulk endpoint, 100 runs a call)."""
+    return _note_freshness(_metric_histories(settings, run_ids, key))
+
+
+def artifacts(settings: Settings, run_id: str, path: str | None = None) -> list[ArtifactEntry]:
+    """The entries directly under ``path`` in a run's artifacts."""
+    return _note_freshness(_artifacts(settings, run_id, path))
+
+
+def model_versions(settings: Settings, filter_string: str) -> list[ModelVersionSummary]:
+    """Registered model versions matching an MLflow filter."""
+    return _note_freshness(_model_versions(settings, filter_string))
+
+
+def model_aliases(settings: Settings, name: str) -> dict[str, int]:
+    """A registered model's aliases and the versions they point at."""
+    return _note_freshness(_model_aliases(settings, name))
+
+
+def read_query() -> dict[str, list[str]]:
+    """The page's query parameters, each with all its values."""
+    return {key: st.query_params.get_all(key) for key in st.query_params}
+
+
+def write_query(query: Mapping[str, Sequence[str]]) -> None:
+    """Replace the page's query parameters, so the URL always matches the view."""
+    if read_query() != {k: list(v) for k, v in query.items()}:
+        st.query_params.from_dict({k: list(v) for k, v in query.items()})
+
+
 def oldest_read_this_run() -> datetime | None:
     """When the oldest data shown by this script run was fetched from MLflow."""
     value = st.session_state.get(_OLDEST_READ_KEY)
@@ -114,3 +167,35 @@ def _first_runs_page(settings: Settings, experiment_id: str) -> Fetched[RunPage]
     return _fetch(
         lambda: gateway(settings).search_runs([experiment_id], max_results=settings.runs_page_size)
     )
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _run(settings: Settings, run_id: str) -> Fetched[Run]:
+    return _fetch(lambda: gateway(settings).get_run(run_id))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _metric_history(settings: Settings, run_id: str, key: str) -> Fetched[list[MetricPoint]]:
+    return _fetch(lambda: gateway(settings).metric_history(run_id, key))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _metric_histories(
+    settings: Settings, run_ids: tuple[str, ...], key: str
+) -> Fetched[dict[str, list[MetricPoint]]]:
+    return _fetch(lambda: gateway(settings).metric_histories(run_ids, key))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _artifacts(settings: Settings, run_id: str, path: str | None) -> Fetched[list[ArtifactEntry]]:
+    return _fetch(lambda: gateway(settings).list_artifacts(run_id, path))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _model_versions(settings: Settings, filter_string: str) -> Fetched[list[ModelVersionSummary]]:
+    return _fetch(lambda: gateway(settings).model_versions(filter_string))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _model_aliases(settings: Settings, name: str) -> Fetched[dict[str, int]]:
+    return _fetch(lambda: gateway(settings).model_aliases(name))

@@ -96,6 +96,13 @@ class Run:
     """Parameters as logged (strings); untrusted text."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """All tags, MLflow's own included; untrusted text."""
+    datasets: tuple[DatasetSummary, ...] = ()
+    """Datasets logged as inputs."""
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The parent run's id for a nested run, else None."""
+        return self.tags.get("mlflow.parentRunId") or None
 
     @property
     def duration(self) -> timedelta | None:
@@ -123,3 +130,65 @@ class Fetched(Generic[T]):
     """What was read."""
     fetched_at: datetime
     """When it was read from the server (aware, UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One logged value of a metric."""
+
+    step: int
+    """The step it was logged at."""
+    timestamp_ms: int
+    """Wall time, in milliseconds since the Unix epoch."""
+    value: float
+    """The value; may be NaN or ±inf."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSummary:
+    """A dataset a run logged with ``mlflow.log_input``."""
+
+    name: str
+    """The dataset's name; untrusted text."""
+    digest: str
+    """MLflow's content digest."""
+    source_type: str
+    """Where it came from, e.g. "code" or "local"."""
+    context: str
+    """The ``mlflow.data.context`` input tag, e.g. "training"; empty when absent."""
+    rows: int | None
+    """Row count from the dataset's profile, when MLflow recorded one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactEntry:
+    """A file or folder among a run's artifacts."""
+
+    path: str
+    """Path relative to the run's artifact root, with "/" separators."""
+    is_dir: bool
+    """True for a folder."""
+    size_bytes: int | None
+    """File size in bytes; None for folders."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionSummary:
+    """A registered model version."""
+
+    name: str
+    """The registered model's name."""
+    version: int
+    """The version number."""
+    run_id: str
+    """The run it was registered from; empty when unknown."""
+    created_at: datetime | None
+    """Registration time (aware, UTC)."""
+    status: str
+    """READY, PENDING_REGISTRATION or FAILED_REGISTRATION."""
+    description: str
+    """Free text; untrusted."""
+    aliases: tuple[str, ...] = ()
+    """Aliases pointing at this version, e.g. ("champion",)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Version tags; untrusted text."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,8 +24,12 @@ from mlflow.tracking import MlflowClient
 
 from services import errors
 from services.records import (
+    ArtifactEntry,
+    DatasetSummary,
     Experiment,
     ExperimentActivity,
+    MetricPoint,
+    ModelVersionSummary,
     Run,
     RunCount,
     RunPage,
@@ -43,6 +48,12 @@ USER_TAG = "mlflow.user"
 
 NEWEST_FIRST = ("attributes.start_time DESC",)
 MAX_SEARCH_PAGE = 50_000
+BULK_HISTORY_PATH = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+BULK_HISTORY_MAX_RUNS = 100
+"""The bulk history endpoint's limit on runs per request."""
+HISTORY_POINTS = 320
+"""Points per run and metric for charts; what MLflow's own UI asks for."""
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 """MLflow's own ceiling on ``max_results`` for one run search."""
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST"}
@@ -63,6 +74,7 @@ class TrackingGateway:
         apply_mlflow_environment(settings)
         self.uri = settings.tracking_uri
         self._health_timeout_s = settings.health_timeout_s
+        self._timeout_s = settings.http_timeout_s
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
         self._http = session or requests.Session()
         if settings.mlflow_token:
@@ -199,11 +211,100 @@ class TrackingGateway:
         )
         return RunPage(tuple(_run_record(r) for r in page), page.token or None)
 
+    def get_run(self, run_id: str) -> Run:
+        """One run by id, deleted or not.
+
+        Raises:
+            NotFound: No run has this id.
+        """
+        if not _RUN_ID.fullmatch(run_id):
+            raise errors.NotFound(f"There is no run with id {run_id!r}: run ids are 32 hex digits.")
+        return _run_record(self._call(f"run {run_id}", self._client.get_run, run_id))
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every logged value of one metric of one run, by step."""
+        history = self._call(f"history of {key}", self._client.get_metric_history, run_id, key)
+        return [MetricPoint(m.step, m.timestamp, m.value) for m in history]
+
+    def metric_histories(
+        self, run_ids: Sequence[str], key: str, max_points: int = HISTORY_POINTS
+    ) -> dict[str, list[MetricPoint]]:
+        """Downsampled histories of one metric for many runs, through MLflow's bulk endpoint.
+
+        One request per 100 runs (the server's limit), never one per run. The server keeps the
+        first and last step of each run and samples evenly in between.
+        """
+        histories: dict[str, list[MetricPoint]] = {run_id: [] for run_id in run_ids}
+        for start in range(0, len(run_ids), BULK_HISTORY_MAX_RUNS):
+            chunk = list(run_ids[start : start + BULK_HISTORY_MAX_RUNS])
+            params: list[tuple[str, str | int]] = [("run_ids", r) for r in chunk]
+            params += [("metric_key", key), ("max_results", max_points)]
+            response = self._get(BULK_HISTORY_PATH, params=params, timeout=self._timeout_s)
+            self._raise_for_auth(response)
+            if not response.ok:
+                raise errors.InvalidRequest(
+                    f"MLflow at {self.uri} refused the history of {key!r}: {_error_text(response)}"
+                )
+            for metric in response.json().get("metrics", []):
+                histories.setdefault(metric["run_id"], []).append(
+                    MetricPoint(
+                        int(metric.get("step", 0)),
+                        int(metric.get("timestamp", 0)),
+                        float(metric.get("value", "nan")),
+                    )
+                )
+        for points in histories.values():
+            points.sort(key=lambda p: p.step)
+        return histories
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[ArtifactEntry]:
+        """The files and folders directly under ``path`` in a run's artifacts."""
+        listed = self._call("list artifacts", self._client.list_artifacts, run_id, path)
+        return [ArtifactEntry(a.path, a.is_dir, a.file_size) for a in listed]
+
+    def download_artifact(self, run_id: str, path: str, destination: str) -> str:
+        """Download one artifact file into ``destination``; returns the local path."""
+        return str(
+            self._call(
+                f"download {path}", self._client.download_artifacts, run_id, path, destination
+            )
+        )
+
+    def model_versions(self, filter_string: str) -> list[ModelVersionSummary]:
+        """Registered model versions matching an MLflow filter, e.g. ``name = 'x'``."""
+        versions: list[ModelVersionSummary] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                "search model versions",
+                self._client.search_model_versions,
+                filter_string=filter_string,
+                max_results=1000,
+                page_token=token,
+            )
+            versions.extend(_version_record(v) for v in page)
+            token = page.token
+            if not token:
+                return sorted(versions, key=lambda v: (v.name, v.version))
+
+    def model_aliases(self, name: str) -> dict[str, int]:
+        """Each alias of a registered model and the version it points at.
+
+        Raises:
+            NotFound: No registered model has this name.
+        """
+        model = self._call(f"model {name}", self._client.get_registered_model, name)
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, int] | None = None) -> requests.Response:
+    def _get(
+        self, path: str, params: Any = None, timeout: float | None = None
+    ) -> requests.Response:
         with self._translated(f"GET {path}"):
-            return self._http.get(self.uri + path, params=params, timeout=self._health_timeout_s)
+            return self._http.get(
+                self.uri + path, params=params, timeout=timeout or self._health_timeout_s
+            )
 
     def _raise_for_auth(self, response: requests.Response) -> None:
         if response.status_code == 401:
@@ -328,7 +429,41 @@ def _run_record(run: MlflowRun) -> Run:
         metrics=dict(data.metrics),
         params=dict(data.params),
         tags=dict(data.tags),
+        datasets=tuple(
+            _dataset_record(d) for d in (run.inputs.dataset_inputs if run.inputs else ())
+        ),
     )
+
+
+def _dataset_record(dataset_input: Any) -> DatasetSummary:
+    dataset = dataset_input.dataset
+    context = next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "")
+    rows: int | None = None
+    try:
+        rows = int(json.loads(dataset.profile or "{}").get("num_rows"))
+    except (TypeError, ValueError):
+        rows = None
+    return DatasetSummary(dataset.name, dataset.digest, dataset.source_type, context, rows)
+
+
+def _version_record(version: Any) -> ModelVersionSummary:
+    return ModelVersionSummary(
+        name=version.name,
+        version=int(version.version),
+        run_id=version.run_id or "",
+        created_at=from_epoch_ms(version.creation_timestamp),
+        status=str(version.status),
+        description=version.description or "",
+        aliases=tuple(sorted(version.aliases or ())),
+        tags=dict(version.tags or {}),
+    )
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("message", response.text))
+    except ValueError:
+        return f"HTTP {response.status_code}"
 
 
 def _offset_token(offset: int) -> str:

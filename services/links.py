@@ -1,0 +1,146 @@
+"""Query parameters ⇄ view state: what a person would share lives in the URL.
+
+Each view is a frozen record with ``to_query`` and ``from_query``. Queries are plain mappings
+of parameter name to a list of values (repeated keys), as ``st.query_params.get_all`` gives them.
+Defaults are left out of the URL so links stay short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any, TypeVar
+
+Query = Mapping[str, Sequence[str]]
+View = TypeVar("View", "RunsView", "CompareView")
+
+RUNS_PAGE = "pages/runs.py"
+RUN_PAGE = "pages/run.py"
+COMPARE_PAGE = "pages/compare.py"
+EXPERIMENTS_PAGE = "pages/experiments.py"
+
+X_AXES = ("step", "wall", "relative")
+"""History chart x-axes: step number, wall-clock time, or time since the run's first point."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunsView:
+    """The runs explorer: scope, filters, table layout and selection."""
+
+    experiment_ids: tuple[str, ...] = ()
+    """Experiments in scope; several give a cross-experiment view."""
+    filter: str = ""
+    """MLflow filter syntax, plus ``or`` between conditions."""
+    statuses: tuple[str, ...] = ()
+    """Run statuses to keep; empty keeps all."""
+    started_from: date | None = None
+    """Keep runs started on or after this day (UTC)."""
+    started_to: date | None = None
+    """Keep runs started on or before this day (UTC)."""
+    tag: str = ""
+    """A ``key=value`` tag the runs must carry."""
+    parents_only: bool = False
+    """Hide nested (child) runs."""
+    sort: str = ""
+    """The column to sort by; empty keeps MLflow's newest-first order."""
+    ascending: bool = False
+    """Sort direction."""
+    columns: tuple[str, ...] = ()
+    """Extra columns chosen in the picker (``metrics.x``, ``params.y``, ``tags.z``)."""
+    group_by: str = ""
+    """A ``params.x`` or ``tags.y`` column to group by; empty for no grouping."""
+    group_metrics: tuple[str, ...] = ()
+    """Metrics summarised per group (count, min, mean, max)."""
+    selected: tuple[str, ...] = ()
+    """Selected run ids."""
+
+    def to_query(self) -> dict[str, list[str]]:
+        return _to_query(self, RunsView())
+
+    @classmethod
+    def from_query(cls, query: Query) -> RunsView:
+        return _from_query(cls, query)
+
+
+@dataclass(frozen=True, slots=True)
+class CompareView:
+    """The compare view: which runs, and every chart choice."""
+
+    run_ids: tuple[str, ...] = ()
+    """The runs compared, 2 to 100."""
+    metrics: tuple[str, ...] = ()
+    """Metrics whose histories are charted."""
+    x_axis: str = "step"
+    """One of :data:`X_AXES`."""
+    smoothing: float = 0.0
+    """Exponential smoothing weight, 0 (none) to 0.99."""
+    log_scale: bool = False
+    """Log-scale y-axis on history charts."""
+    all_params: bool = False
+    """Show every param, not only those that differ."""
+    higher_is_better: tuple[str, ...] = ()
+    """Metrics overridden as higher-is-better."""
+    lower_is_better: tuple[str, ...] = ()
+    """Metrics overridden as lower-is-better."""
+    parallel_metric: str = ""
+    """The metric the parallel-coordinates chart ends on."""
+    scatter_x: str = ""
+    """Scatter x: a ``params.x`` or ``metrics.y`` column."""
+    scatter_y: str = ""
+    """Scatter y: a ``params.x`` or ``metrics.y`` column."""
+    box_metric: str = ""
+    """The metric of the box plot."""
+    box_group: str = ""
+    """The ``params.x`` column the box plot groups by."""
+    model: str = ""
+    """A registered model whose metric trend across versions is shown."""
+
+    def to_query(self) -> dict[str, list[str]]:
+        return _to_query(self, CompareView())
+
+    @classmethod
+    def from_query(cls, query: Query) -> CompareView:
+        return _from_query(cls, query)
+
+
+def _to_query(view: Any, default: Any) -> dict[str, list[str]]:
+    query: dict[str, list[str]] = {}
+    for spec in fields(view):
+        value = getattr(view, spec.name)
+        if value == getattr(default, spec.name):
+            continue
+        if isinstance(value, tuple):
+            query[spec.name] = list(value)
+        elif isinstance(value, bool):
+            query[spec.name] = ["1"]
+        elif isinstance(value, date):
+            query[spec.name] = [value.isoformat()]
+        else:
+            query[spec.name] = [str(value)]
+    return query
+
+
+def _from_query(cls: type[View], query: Query) -> View:
+    """Build a view from a URL, ignoring what cannot be parsed: a bad link still opens."""
+    default = cls()
+    values: dict[str, Any] = {}
+    for spec in fields(cls):
+        raw = [v for v in query.get(spec.name, ()) if v != ""]
+        if not raw:
+            continue
+        current = getattr(default, spec.name)
+        try:
+            if isinstance(current, tuple):
+                values[spec.name] = tuple(dict.fromkeys(raw))
+            elif isinstance(current, bool):
+                values[spec.name] = raw[-1] in ("1", "true", "True")
+            elif isinstance(current, float):
+                values[spec.name] = min(max(float(raw[-1]), 0.0), 0.99)
+            elif spec.name.startswith("started_"):
+                values[spec.name] = date.fromisoformat(raw[-1])
+            else:
+                values[spec.name] = raw[-1]
+        except ValueError:
+            continue
+    return cls(**values)
