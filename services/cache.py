@@ -7,8 +7,11 @@ Failures are never cached: a page that hit an outage asks again on the next reru
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
 from typing import TypeVar
 
 import streamlit as st
@@ -109,6 +112,11 @@ def model_aliases(settings: Settings, name: str) -> dict[str, int]:
     return _note_freshness(_model_aliases(settings, name))
 
 
+def artifact_bytes(settings: Settings, run_id: str, path: str) -> bytes:
+    """The content of one artifact file. Check its size first: this reads it whole."""
+    return _note_freshness(_artifact_bytes(settings, run_id, path))
+
+
 def read_query() -> dict[str, list[str]]:
     """The page's query parameters, each with all its values."""
     return {key: st.query_params.get_all(key) for key in st.query_params}
@@ -118,6 +126,13 @@ def write_query(query: Mapping[str, Sequence[str]]) -> None:
     """Replace the page's query parameters, so the URL always matches the view."""
     if read_query() != {k: list(v) for k, v in query.items()}:
         st.query_params.from_dict({k: list(v) for k, v in query.items()})
+
+
+def share_url(query: Mapping[str, Sequence[str]]) -> str:
+    """The address of the current page with ``query``, for a "copy link" control."""
+    base = (st.context.url or "").split("?", 1)[0]
+    encoded = urlencode([(k, v) for k, values in query.items() for v in values])
+    return f"{base}?{encoded}" if encoded else base
 
 
 def oldest_read_this_run() -> datetime | None:
@@ -199,3 +214,12 @@ def _model_versions(settings: Settings, filter_string: str) -> Fetched[list[Mode
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
 def _model_aliases(settings: Settings, name: str) -> Fetched[dict[str, int]]:
     return _fetch(lambda: gateway(settings).model_aliases(name))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=32)
+def _artifact_bytes(settings: Settings, run_id: str, path: str) -> Fetched[bytes]:
+    def read() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="flightdeck-artifact-") as folder:
+            return Path(gateway(settings).download_artifact(run_id, path, folder)).read_bytes()
+
+    return _fetch(read)

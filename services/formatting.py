@@ -26,3 +26,8 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 def mlflow_experiment_url(tracking_uri: str, experiment_id: str) -> str:
     """The same experiment in MLflow's own UI."""
     return f"{tracking_uri}/#/experiments/{experiment_id}"
+
+
+def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The same run in MLflow's own UI."""
+    return f"{tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"
