@@ -11,8 +11,8 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlencode
 from typing import TypeVar
+from urllib.parse import urlencode
 
 import streamlit as st
 
