@@ -27,7 +27,8 @@ from services.records import (
     RunPage,
     ServerInfo,
 )
-from services.settings import READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
+from services.runs import RunLoader, RunSearch, first_page
+from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
 from services.tracking import TrackingGateway
 
 T = TypeVar("T")
@@ -43,9 +44,25 @@ def use_settings(settings: Settings) -> None:
 
 def settings() -> Settings:
     """The settings ``app.py`` built for this script run."""
+    if _SETTINGS_KEY not in st.session_state:
+        _rerun_through_the_frame()
     value = st.session_state[_SETTINGS_KEY]
     assert isinstance(value, Settings)
     return value
+
+
+def _rerun_through_the_frame() -> None:
+    """Run the page again inside ``app.py``.
+
+    Until ``st.navigation`` first runs, Streamlit treats a ``pages/`` folder as an old-style
+    multipage app, so a deep link opened right after the server starts runs the page alone.
+    Leaving that mode and rerunning sends the same URL through ``app.py``: every page's
+    ``url_path`` equals its file name, so it resolves to the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -117,6 +134,16 @@ def artifact_bytes(settings: Settings, run_id: str, path: str) -> bytes:
     return _note_freshness(_artifact_bytes(settings, run_id, path))
 
 
+def runs_first_page(settings: Settings, search: RunSearch) -> tuple[list[Run], bool]:
+    """The first page of an explorer search (all OR branches merged), and whether more exist."""
+    return _note_freshness(_runs_first_page(settings, search))
+
+
+def run_loader(settings: Settings, search: RunSearch) -> RunLoader:
+    """The background "load all" of a search, shared by every session that asks for it."""
+    return _run_loader(settings, search).start()
+
+
 def read_query() -> dict[str, list[str]]:
     """The page's query parameters, each with all its values."""
     return {key: st.query_params.get_all(key) for key in st.query_params}
@@ -149,6 +176,7 @@ def start_script_run() -> None:
 def clear_all() -> None:
     """Drop every cached read, e.g. after a write or when the user asks for fresh data."""
     st.cache_data.clear()
+    _run_loader.clear()
 
 
 def _note_freshness(result: Fetched[T]) -> T:
@@ -223,3 +251,15 @@ def _artifact_bytes(settings: Settings, run_id: str, path: str) -> Fetched[bytes
             return Path(gateway(settings).download_artifact(run_id, path, folder)).read_bytes()
 
     return _fetch(read)
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _runs_first_page(settings: Settings, search: RunSearch) -> Fetched[tuple[list[Run], bool]]:
+    return _fetch(
+        lambda: first_page(search, gateway(settings).search_runs, settings.runs_page_size)
+    )
+
+
+@st.cache_resource(ttl=LOADER_TTL_S, max_entries=4, show_spinner=False)
+def _run_loader(settings: Settings, search: RunSearch) -> RunLoader:
+    return RunLoader(search, gateway(settings).search_runs)

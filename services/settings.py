@@ -29,6 +29,8 @@ SUPPORTED_SCHEMES = ("http", "https")
 # Cache lifetimes, in seconds. Decorators need them at import time, so they are constants.
 READ_CACHE_TTL_S = 60
 """How long a read from MLflow (experiments, runs) is reused before it is fetched again."""
+LOADER_TTL_S = 600
+"""How long all runs loaded by "Load all" are kept for reuse."""
 STATUS_CACHE_TTL_S = 15
 """How long a successful server check is reused; failures are never cached."""
 
