@@ -12,6 +12,16 @@ from services import cache
 from services.auth import current_identity
 from services.errors import ConfigurationError, FlightdeckError
 from services.formatting import ago
+from services.links import (
+    COMPARE_PAGE,
+    COMPARE_URL_PATH,
+    EXPERIMENTS_PAGE,
+    EXPERIMENTS_URL_PATH,
+    RUN_PAGE,
+    RUN_URL_PATH,
+    RUNS_PAGE,
+    RUNS_URL_PATH,
+)
 from services.settings import load_settings
 
 st.set_page_config(page_title="Flightdeck", page_icon=":material/flight_takeoff:", layout="wide")
@@ -21,17 +31,24 @@ navigation = st.navigation(
     {
         "Experiments": [
             st.Page(
-                "pages/experiments.py",
+                EXPERIMENTS_PAGE,
                 title="Experiments",
                 icon=":material/science:",
-                url_path="experiments",
+                url_path=EXPERIMENTS_URL_PATH,
                 default=True,
             ),
+            st.Page(RUNS_PAGE, title="Runs", icon=":material/table_rows:", url_path=RUNS_URL_PATH),
             st.Page(
-                "pages/runs.py",
-                title="Runs",
-                icon=":material/table_rows:",
-                url_path="runs",
+                COMPARE_PAGE,
+                title="Compare",
+                icon=":material/compare_arrows:",
+                url_path=COMPARE_URL_PATH,
+            ),
+            st.Page(
+                RUN_PAGE,
+                title="Run",
+                icon=":material/description:",
+                url_path=RUN_URL_PATH,
                 visibility="hidden",
             ),
         ],

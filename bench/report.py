@@ -58,7 +58,7 @@ def comparisons_table(comparisons: tuple[Comparison, ...]) -> str:
     ]
     rows += [
         f"| {c.scenario} | {c.flightdeck.median:.3f} | {c.baseline.label} "
-        f"| {c.baseline.median:.3f} | {c.ratio:.3f} |"
+        f"| {c.baseline.median:.3f} | {c.ratio:.3g} |"
         for c in comparisons
     ]
     return "\n".join(rows)
@@ -102,6 +102,8 @@ experiment is the only other one.
 Wall-clock seconds over {REPETITIONS} timed repetitions in one process, client and server on the
 same machine. Each measurement first makes one untimed warm-up call, as a running dashboard
 would have, except the full downloads of every run, which take long enough not to need one.
+The machine may be shared (see the load average), so figures move between runs: compare medians,
+and rerun before reading much into a small change.
 
 {timings_table(results.timings)}
 

@@ -7,6 +7,7 @@ server is stopped however the run ends.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -28,12 +29,12 @@ from bench.report import (
     results_markdown,
     timings_table,
 )
-from bench.store import STORE_DIR, SeededStore, ensure_store
-from bench.timing import Timing, time_repeatedly
+from bench.store import SeededStore, ensure_store
+from bench.timing import REPETITIONS, Timing, time_repeatedly
 from services.experiments import experiments_table, runs_table
 from services.processes import free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT, load_settings
-from services.tracking import NEWEST_FIRST, TrackingGateway
+from services.tracking import TrackingGateway
 
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.md"
 APP_PATH = PROJECT_ROOT / "app.py"
@@ -60,48 +61,21 @@ def main() -> int:
 def measure(url: str, store: SeededStore) -> BenchResults:
     """Run every scenario against the server at ``url``."""
     settings = load_settings(
-        {"MLFLOW_TRACKING_URI": url}, secrets_path=STORE_DIR / "no-such-secrets.toml"
+        {"MLFLOW_TRACKING_URI": url}, secrets_path=store.data_dir / "no-such-secrets.toml"
     )
     gateway = TrackingGateway(settings)  # exports Flightdeck's MLflow client variables
-    client = MlflowClient(tracking_uri=url)
-    experiment_id = store.experiment_id
     load_average = os.getloadavg()
-    print("Timing (5 repetitions each)…", flush=True)
-
-    page_fetch = time_repeatedly(
-        "Experiments page fetch (Flightdeck)",
-        lambda: experiments_page_fetch(gateway),
-        lambda table: check_experiments_table(table, store),
-    )
-    first_page = time_repeatedly(
-        "First page of runs (Flightdeck)",
-        lambda: first_runs_page(gateway, experiment_id),
-        lambda table: check_row_count(table, FIRST_PAGE_SIZE),
-    )
-    with mlflow_client_defaults():
-        list_only = time_repeatedly(
-            "search_experiments() only (raw client)",
-            lambda: list(client.search_experiments()),
-            lambda found: check_listed(found, store),
-        )
-        counted = [time_counting(client, size, store) for size in COUNTING_PAGE_SIZES]
-        raw_first_page = time_repeatedly(
-            "search_runs(max_results=200, newest first) (raw client)",
-            lambda: raw_first_runs_page(client, experiment_id),
-            lambda runs: check_row_count(runs, FIRST_PAGE_SIZE),
-        )
+    print(f"Timing ({REPETITIONS} repetitions each)…", flush=True)
+    # The app script imports from disk when it first runs: doing it first keeps it on the same
+    # version of services/ as this process, even while someone edits the working tree.
     with process_environment({"MLFLOW_TRACKING_URI": url}):
-        app_page = time_repeatedly(
-            "Experiments page via AppTest (Flightdeck, whole script)",
-            run_experiments_page,
-            lambda at: check_app_page(at, store),
-            before_each=st.cache_data.clear,
-        )
-
-    page_fetch_scenario = "Experiments page fetch"
+        app_page = time_experiments_page_script(store)
+    page_fetch, first_page = time_gateway_reads(gateway, store)
+    with mlflow_client_defaults():
+        list_only, counted, raw_first_page = time_raw_client(MlflowClient(tracking_uri=url), store)
     comparisons = (
-        Comparison(page_fetch_scenario, page_fetch, list_only),
-        *(Comparison(page_fetch_scenario, page_fetch, timing) for timing in counted),
+        Comparison("Experiments page fetch", page_fetch, list_only),
+        *(Comparison("Experiments page fetch", page_fetch, timing) for timing in counted),
         Comparison("First page of runs", first_page, raw_first_page),
     )
     return BenchResults(
@@ -111,6 +85,49 @@ def measure(url: str, store: SeededStore) -> BenchResults:
         timings=(page_fetch, list_only, *counted, first_page, raw_first_page, app_page),
         comparisons=comparisons,
         recorded_at=datetime.now(UTC),
+    )
+
+
+def time_gateway_reads(gateway: TrackingGateway, store: SeededStore) -> tuple[Timing, Timing]:
+    """Flightdeck's reads for the Experiments page and for the first page of runs."""
+    page_fetch = time_repeatedly(
+        "Experiments page fetch (Flightdeck)",
+        lambda: experiments_page_fetch(gateway),
+        lambda table: check_experiments_table(table, store),
+    )
+    first_page = time_repeatedly(
+        "First page of runs (Flightdeck)",
+        lambda: first_runs_page(gateway, store.experiment_id),
+        lambda table: check_row_count(table, FIRST_PAGE_SIZE),
+    )
+    return page_fetch, first_page
+
+
+def time_raw_client(
+    client: MlflowClient, store: SeededStore
+) -> tuple[Timing, list[Timing], Timing]:
+    """The baselines: listing, counting by paging (one per page size), the first page of runs."""
+    list_only = time_repeatedly(
+        "search_experiments() only (raw client)",
+        lambda: list(client.search_experiments()),
+        lambda found: check_listed(found, store),
+    )
+    counted = [time_counting(client, size, store) for size in COUNTING_PAGE_SIZES]
+    first_page = time_repeatedly(
+        "search_runs(max_results=200, newest first) (raw client)",
+        lambda: raw_first_runs_page(client, store.experiment_id),
+        lambda runs: check_row_count(runs, FIRST_PAGE_SIZE),
+    )
+    return list_only, counted, first_page
+
+
+def time_experiments_page_script(store: SeededStore) -> Timing:
+    """The whole app script on the Experiments page, with cold data caches every time."""
+    return time_repeatedly(
+        "Experiments page via AppTest (Flightdeck, whole script)",
+        run_experiments_page,
+        lambda at: check_app_page(at, store),
+        before_each=clear_streamlit_data_caches,
     )
 
 
@@ -159,9 +176,10 @@ def count_runs_by_paging(client: MlflowClient, page_size: int) -> dict[str, int]
 
 
 def raw_first_runs_page(client: MlflowClient, experiment_id: str) -> list[MlflowRun]:
+    """The same newest runs, straight from the client."""
     return list(
         client.search_runs(
-            [experiment_id], max_results=FIRST_PAGE_SIZE, order_by=list(NEWEST_FIRST)
+            [experiment_id], max_results=FIRST_PAGE_SIZE, order_by=["attributes.start_time DESC"]
         )
     )
 
@@ -212,11 +230,14 @@ def check_app_page(at: AppTest, store: SeededStore) -> None:
 def mlflow_client_defaults() -> Iterator[None]:
     """Run the raw client as it comes: without the timeout and retry variables Flightdeck sets.
 
-    MLflow reads them on every request; Flightdeck's 10 s timeout would cut off the
+    MLflow reads them on every request; Flightdeck's 10 s timeout could cut off the
     single 50,000-run page.
     """
-    names = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
-    names += ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",)
+    names = (
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    )
     saved = {name: os.environ.pop(name) for name in names if name in os.environ}
     try:
         yield
@@ -237,6 +258,17 @@ def process_environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def clear_streamlit_data_caches() -> None:
+    """Empty every ``st.cache_data`` cache, so that the next script run reads from the server."""
+    # Outside a script run Streamlit warns that it has no runtime; clearing works regardless.
+    for name in (
+        "streamlit.runtime.caching.cache_data_api",
+        "streamlit.runtime.scriptrunner_utils.script_run_context",
+    ):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    st.cache_data.clear()
 
 
 def server_version(url: str) -> str:

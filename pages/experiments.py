@@ -12,6 +12,7 @@ from services import cache
 from services.errors import FlightdeckError
 from services.experiments import experiments_table, filter_by_name
 from services.formatting import escape_markdown
+from services.links import RUNS_PAGE
 
 settings = cache.settings()
 st.title("Experiments")
@@ -79,4 +80,4 @@ selection = st.dataframe(
 )
 if selection.selection.rows:
     chosen = table.iloc[selection.selection.rows[0]]
-    st.switch_page("pages/runs.py", query_params={"experiment_id": str(chosen["ID"])})
+    st.switch_page(RUNS_PAGE, query_params={"experiment_ids": str(chosen["ID"])})

@@ -27,6 +27,7 @@ from services.records import (
     RunPage,
     ServerInfo,
 )
+from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
 from services.tracking import TrackingGateway
@@ -100,6 +101,11 @@ def first_runs_page(settings: Settings, experiment_id: str) -> RunPage:
 def run(settings: Settings, run_id: str) -> Run:
     """One run by id; raises ``NotFound`` for an unknown id."""
     return _note_freshness(_run(settings, run_id))
+
+
+def child_runs(settings: Settings, experiment_id: str, run_id: str) -> RunPage:
+    """The newest nested runs of a run (at most ``CHILD_RUNS_MAX``)."""
+    return _note_freshness(_child_runs(settings, experiment_id, run_id))
 
 
 def metric_history(settings: Settings, run_id: str, key: str) -> list[MetricPoint]:
@@ -263,3 +269,12 @@ def _runs_first_page(settings: Settings, search: RunSearch) -> Fetched[tuple[lis
 @st.cache_resource(ttl=LOADER_TTL_S, max_entries=4, show_spinner=False)
 def _run_loader(settings: Settings, search: RunSearch) -> RunLoader:
     return RunLoader(search, gateway(settings).search_runs)
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _child_runs(settings: Settings, experiment_id: str, run_id: str) -> Fetched[RunPage]:
+    return _fetch(
+        lambda: gateway(settings).search_runs(
+            [experiment_id], filter_string=child_runs_filter(run_id), max_results=CHILD_RUNS_MAX
+        )
+    )

@@ -15,10 +15,15 @@ from typing import Any, TypeVar
 Query = Mapping[str, Sequence[str]]
 View = TypeVar("View", "RunsView", "CompareView")
 
+EXPERIMENTS_PAGE = "pages/experiments.py"
 RUNS_PAGE = "pages/runs.py"
 RUN_PAGE = "pages/run.py"
 COMPARE_PAGE = "pages/compare.py"
-EXPERIMENTS_PAGE = "pages/experiments.py"
+# URL paths: each equals its page's file name (see cache._rerun_through_the_frame).
+EXPERIMENTS_URL_PATH = "experiments"
+RUNS_URL_PATH = "runs"
+RUN_URL_PATH = "run"
+COMPARE_URL_PATH = "compare"
 
 X_AXES = ("step", "wall", "relative")
 """History chart x-axes: step number, wall-clock time, or time since the run's first point."""
@@ -95,6 +100,8 @@ class CompareView:
     """The ``params.x`` column the box plot groups by."""
     model: str = ""
     """A registered model whose metric trend across versions is shown."""
+    trend_metric: str = ""
+    """The metric of that trend."""
 
     def to_query(self) -> dict[str, list[str]]:
         return _to_query(self, CompareView())

@@ -48,13 +48,13 @@ USER_TAG = "mlflow.user"
 
 NEWEST_FIRST = ("attributes.start_time DESC",)
 MAX_SEARCH_PAGE = 50_000
+"""MLflow's own ceiling on ``max_results`` for one run search."""
 BULK_HISTORY_PATH = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
 BULK_HISTORY_MAX_RUNS = 100
 """The bulk history endpoint's limit on runs per request."""
 HISTORY_POINTS = 320
 """Points per run and metric for charts; what MLflow's own UI asks for."""
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-"""MLflow's own ceiling on ``max_results`` for one run search."""
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST"}
 _INVALID_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE", "MALFORMED_REQUEST"}
@@ -147,7 +147,7 @@ class TrackingGateway:
     def experiment_activity(self, experiment_id: str) -> ExperimentActivity:
         """How many active runs an experiment holds and when the newest started, cheaply.
 
-        MLflow has no count call, and downloading 10,000 runs takes about 30 s. Its page
+        MLflow has no count call, and downloading 10,000 runs takes 15-30 s. Its page
         tokens are an offset on SQL stores, so we probe one-run pages at growing offsets
         (about 2·log2(n) tiny requests). If the server's token is not an offset, the count
         is a lower bound.

@@ -33,9 +33,9 @@ def test_demo_experiments_are_listed_and_one_opens_its_runs(
     row_height = 35
     page.mouse.click(canvas["x"] + 16, canvas["y"] + row_height * (row_index - 1) + row_height / 2)
 
-    expect(page).to_have_url(re.compile(r"/runs\?experiment_id=\d+"), timeout=30_000)
+    expect(page).to_have_url(re.compile(r"/runs\?experiment_ids=\d+"), timeout=30_000)
     wait_until_ready(page)
-    expect(page.get_by_role("heading", name=target)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(target).first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("29 runs")).to_be_visible(timeout=30_000)
     run_names = page.locator("[role=gridcell]").filter(has_text=re.compile(r"^(gbm|rf|linear)-"))
     expect(run_names.first).to_be_attached(timeout=30_000)

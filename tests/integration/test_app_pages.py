@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.formatting import escape_markdown
 from services.processes import ServerProcess, free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGES = ["pages/experiments.py", "pages/runs.py"]
+PAGES = ["pages/experiments.py", "pages/runs.py"]  # run and compare have their own tests
 
 
 def run_app(page: str | None = None, **query: str) -> AppTest:
@@ -41,12 +41,13 @@ def texts(at: AppTest) -> str:
 def seeded_env(monkeypatch: pytest.MonkeyPatch, seeded_server: ServerProcess) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", seeded_server.url)
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    st.cache_data.clear()  # caches outlive an AppTest; each test reads the server afresh
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_runs_without_exception(page: str, seeded_server: ServerProcess) -> None:
     wine = MlflowClient(seeded_server.url).get_experiment_by_name(PROJECTS[0].experiment)
-    at = run_app(page, experiment_id=wine.experiment_id)
+    at = run_app(page, experiment_ids=wine.experiment_id)
     assert not at.exception
     assert not at.error
 
@@ -91,16 +92,17 @@ def test_deleted_experiments_appear_only_when_asked(
 
 def test_runs_page_shows_the_experiments_runs(seeded_server: ServerProcess) -> None:
     wine = MlflowClient(seeded_server.url).get_experiment_by_name(PROJECTS[0].experiment)
-    at = run_app("pages/runs.py", experiment_id=wine.experiment_id)
+    at = run_app("pages/runs.py", experiment_id=wine.experiment_id)  # the older link form
     table = at.dataframe[0].value
     assert len(table) == 29
     assert "metrics.eval_f1" in table.columns
-    assert at.title[0].value == escape_markdown(wine.name)  # shown literally, never as markup
+    assert at.multiselect(key="runs.experiments").value == [wine.experiment_id]
+    assert wine.tags["mlflow.note.content"] in [t.value for t in at.text]
 
 
 def test_unknown_experiment_in_the_url_is_not_found_with_a_way_back() -> None:
-    at = run_app("pages/runs.py", experiment_id="99999")
-    assert "Experiment 99999 was not found" in at.error[0].value
+    at = run_app("pages/runs.py", experiment_ids="99999")
+    assert "Experiment 99999 was not found" in at.warning[0].value
     assert not at.exception
     assert any(
         link.proto.page == "pages/experiments.py" or "experiments" in link.proto.page
