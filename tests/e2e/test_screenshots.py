@@ -7,10 +7,10 @@ Always taken (so the pages are seen to render); written to ``docs/`` only by
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 from playwright.sync_api import Page, expect
 
 from jobs.seed_demo import PROJECTS
@@ -30,30 +30,35 @@ def full_page_shot(page: Page, path: Path) -> None:
     """Streamlit scrolls inside stMain: grow the viewport to its content, then shoot."""
     height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": max(700, int(height))})
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(path))
 
 
-@pytest.mark.parametrize("view", ["experiments", "runs"])
-def test_screenshots_of_the_main_views(page: Page, dashboard: ServerProcess, view: str) -> None:
+def view_paths(url: str) -> dict[str, str]:
+    """The address of each view, on the wine demo experiment."""
+    client = MlflowClient(url)
+    wine = client.get_experiment_by_name(PROJECTS[0].experiment).experiment_id
+    sweep = client.search_runs([wine], "params.max_depth = '3' and params.subsample = '1.0'")
+    compared = "&".join(f"run_ids={r.info.run_id}" for r in sweep)
+    return {
+        "experiments": "/",
+        "runs": f"/runs?experiment_ids={wine}&columns=metrics.eval_f1&columns=metrics.eval_log_loss"
+        "&columns=params.learning_rate&columns=params.max_depth&group_by=params.model_family",
+        "compare": f"/compare?{compared}&metrics=val_log_loss&metrics=train_loss",
+        "run": f"/run?run_id={sweep[0].info.run_id}",
+    }
+
+
+@pytest.mark.parametrize("view", ["experiments", "runs", "compare", "run"])
+def test_screenshots_of_the_main_views(
+    page: Page, dashboard: ServerProcess, seeded_server: ServerProcess, view: str
+) -> None:
     page.set_viewport_size({"width": 1400, "height": 800})
-    page.goto(dashboard.url)
+    page.goto(dashboard.url + view_paths(seeded_server.url)[view])
     wait_until_ready(page)
-    cell = page.locator("[role=gridcell]").filter(
-        has_text=re.compile(f"^{PROJECTS[0].experiment}$")
-    )
-    expect(cell.first).to_be_attached(timeout=30_000)
-    if view == "runs":
-        experiment_id = (
-            page.locator("[role=row]")
-            .filter(has=cell.first)
-            .first.locator("[role=gridcell]")
-            .nth(1)
-            .inner_text()
-        )
-        page.goto(f"{dashboard.url}/runs?experiment_id={experiment_id}")
-        wait_until_ready(page)
-        expect(page.get_by_text("29 runs")).to_be_visible(timeout=30_000)
+    expect(page.locator("[role=gridcell]").first).to_be_attached(timeout=30_000)
+    if view == "compare":
+        expect(page.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
     path = output_dir() / f"{view}.png"
     full_page_shot(page, path)
     assert path.stat().st_size > 20_000  # a real rendering, not a blank page

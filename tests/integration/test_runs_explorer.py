@@ -11,7 +11,15 @@ from mlflow.entities import Metric, Param, RunTag
 from services import errors
 from services.links import RunsView
 from services.processes import ServerProcess
-from services.runs import RunLoader, build_search, column_catalog, first_page, group_summary
+from services.runs import (
+    RunLoader,
+    build_search,
+    column_catalog,
+    csv_export,
+    first_page,
+    group_summary,
+    runs_frame,
+)
 from services.settings import Settings
 from services.tracking import TrackingGateway
 
@@ -143,3 +151,15 @@ def test_a_run_with_500_params_is_listed_with_every_param_available(
     )
     catalog = column_catalog(runs)
     assert len([c for c in catalog.params if c.startswith("params.p")]) == 500
+
+
+def test_csv_export_of_real_runs_neutralises_formula_params(
+    gateway: TrackingGateway, mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    experiment_id = make_runs(mlflow_server.url, unique_name, 2)
+    runs, _ = first_page(
+        build_search(RunsView(experiment_ids=(experiment_id,))), gateway.search_runs, 10
+    )
+    exported = csv_export(runs_frame(runs, ["params.formula", "metrics.acc"], {})).decode()
+    assert "'=1+1" in exported
+    assert ",=1+1" not in exported
