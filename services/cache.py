@@ -93,11 +93,6 @@ def experiment_activity(settings: Settings, experiment_id: str) -> ExperimentAct
     return _note_freshness(_experiment_activity(settings, experiment_id))
 
 
-def first_runs_page(settings: Settings, experiment_id: str) -> RunPage:
-    """The newest runs of an experiment, one page of ``settings.runs_page_size``."""
-    return _note_freshness(_first_runs_page(settings, experiment_id))
-
-
 def run(settings: Settings, run_id: str) -> Run:
     """One run by id; raises ``NotFound`` for an unknown id."""
     return _note_freshness(_run(settings, run_id))
@@ -209,13 +204,6 @@ def _experiment(settings: Settings, experiment_id: str) -> Fetched[Experiment]:
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
 def _experiment_activity(settings: Settings, experiment_id: str) -> Fetched[ExperimentActivity]:
     return _fetch(lambda: gateway(settings).experiment_activity(experiment_id))
-
-
-@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
-def _first_runs_page(settings: Settings, experiment_id: str) -> Fetched[RunPage]:
-    return _fetch(
-        lambda: gateway(settings).search_runs([experiment_id], max_results=settings.runs_page_size)
-    )
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
