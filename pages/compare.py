@@ -50,7 +50,8 @@ view = CompareView.from_query(query)
 
 
 def fetch_run(run_id: str) -> Run:
-    return cache.run(settings, run_id)
+    """A run from the bulk read when it has it; else one read, which names a missing run."""
+    return prefetched.get(run_id) or cache.run(settings, run_id)
 
 
 def ask_for_runs(message: str) -> NoReturn:
@@ -68,6 +69,7 @@ if len(view.run_ids) < compare.MIN_RUNS:
 
 progress = st.progress(0.0, text="Loading runs…")
 try:
+    prefetched = cache.runs_by_id(settings, view.run_ids[: compare.MAX_RUNS])
     loaded = compare.load_runs(
         view.run_ids,
         fetch_run,

@@ -98,6 +98,11 @@ def run(settings: Settings, run_id: str) -> Run:
     return _note_freshness(_run(settings, run_id))
 
 
+def runs_by_id(settings: Settings, run_ids: tuple[str, ...]) -> dict[str, Run]:
+    """Many runs at once; ids that match no run are absent."""
+    return _note_freshness(_runs_by_id(settings, run_ids))
+
+
 def child_runs(settings: Settings, experiment_id: str, run_id: str) -> RunPage:
     """The newest nested runs of a run (at most ``CHILD_RUNS_MAX``)."""
     return _note_freshness(_child_runs(settings, experiment_id, run_id))
@@ -266,3 +271,8 @@ def _child_runs(settings: Settings, experiment_id: str, run_id: str) -> Fetched[
             [experiment_id], filter_string=child_runs_filter(run_id), max_results=CHILD_RUNS_MAX
         )
     )
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _runs_by_id(settings: Settings, run_ids: tuple[str, ...]) -> Fetched[dict[str, Run]]:
+    return _fetch(lambda: gateway(settings).runs_by_id(run_ids))

@@ -117,3 +117,16 @@ def test_a_web_server_that_is_not_mlflow_is_named_as_such(settings_for: BuildSet
             gateway.check_server()
     finally:
         server.shutdown()
+
+
+def test_runs_by_id_reads_many_runs_at_once_including_deleted_ones(
+    gateway: TrackingGateway, mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    client = MlflowClient(mlflow_server.url)
+    experiment_id = client.create_experiment(unique_name)
+    ids = [client.create_run(experiment_id).info.run_id for _ in range(3)]
+    client.delete_run(ids[0])
+    unknown = "0" * 32
+    found = gateway.runs_by_id([*ids, unknown, "not-an-id"])
+    assert set(found) == set(ids)
+    assert found[ids[0]].deleted and not found[ids[1]].deleted
