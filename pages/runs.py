@@ -180,7 +180,8 @@ def load_progress() -> None:
 
 if loader is not None:
     if loader.done and loader.error:
-        st.error(f"Loading all runs stopped: {loader.error}")
+        st.error(f"Loading all runs stopped: {loader.error} Use Load all to try again.")
+        st.session_state.pop("runs.load_all", None)
     elif loader.done:
         runs, more = list(loader.runs), False
     else:

@@ -146,8 +146,15 @@ def runs_first_page(settings: Settings, search: RunSearch) -> tuple[list[Run], b
 
 
 def run_loader(settings: Settings, search: RunSearch) -> RunLoader:
-    """The background "load all" of a search, shared by every session that asks for it."""
-    return _run_loader(settings, search).start()
+    """The background "load all" of a search, shared by every session that asks for it.
+
+    A load that failed is not reused: asking again starts afresh, as with any uncached failure.
+    """
+    loader = _run_loader(settings, search)
+    if loader.done and loader.error is not None:
+        _run_loader.clear()
+        loader = _run_loader(settings, search)
+    return loader.start()
 
 
 def read_query() -> dict[str, list[str]]:

@@ -172,3 +172,20 @@ def test_runs_view_round_trips_through_the_url() -> None:
 def test_a_broken_link_still_opens() -> None:
     view = RunsView.from_query({"started_from": ["not-a-date"], "parents_only": ["1"]})
     assert view.started_from is None and view.parents_only
+
+
+def test_load_all_reports_a_failure_instead_of_hanging() -> None:
+    from services.errors import ServerUnreachable
+    from services.records import RunPage
+    from services.runs import RunLoader, RunSearch
+
+    def fetch_then_fail(ids, filter_string, order_by, size, token):  # type: ignore[no-untyped-def]
+        if token is None:
+            return RunPage((run("a", 1),), "next")
+        raise ServerUnreachable("Cannot reach MLflow at x: connection refused.")
+
+    loader = RunLoader(RunSearch(("1",), ("",), ()), fetch_then_fail).start()
+    loader._thread.join(timeout=10)  # type: ignore[union-attr]
+    assert loader.done
+    assert isinstance(loader.error, ServerUnreachable)
+    assert [r.run_id[0] for r in loader.runs] == ["a"]  # what arrived is kept
