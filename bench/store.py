@@ -14,6 +14,8 @@ expects it: ``mlflow.db`` (SQLite) and ``artifacts/``. Seeding goes in three ste
    an interrupted seed), the store is wiped and seeded again.
 
 Values are deterministic for a fixed seed; run ids are MLflow's own random UUIDs.
+:mod:`bench.history_store` adds a second experiment (long metric histories) to the same store,
+recorded in a section of the same marker.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -71,3 +71,39 @@ def time_repeatedly(
         flush=True,
     )
     return timing
+
+
+@dataclass(frozen=True)
+class Action(Generic[T]):
+    """Something to time, and the check its result must pass."""
+
+    label: str
+    run: Callable[[], T]
+    check: Callable[[T], None]
+
+
+def time_alternately(
+    first: Action[Any], second: Action[Any], repetitions: int = REPETITIONS
+) -> tuple[Timing, Timing]:
+    """Time two actions in turns (first, second, first, ...), after one warm-up call each.
+
+    Taking turns spreads the server's slow and fast spells over both, so that their ratio is
+    not decided by which one happened to run during a busy moment.
+    """
+    for action in (first, second):
+        action.check(action.run())
+    seconds: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repetitions):
+        for action, times in zip((first, second), seconds, strict=True):
+            started = time.perf_counter()
+            result = action.run()
+            times.append(time.perf_counter() - started)
+            action.check(result)
+    timings = (Timing(first.label, tuple(seconds[0])), Timing(second.label, tuple(seconds[1])))
+    for timing in timings:
+        print(
+            f"  {timing.label}: median {timing.median:.3f} s "
+            f"(min {timing.minimum:.3f}, max {timing.maximum:.3f}, n={repetitions})",
+            flush=True,
+        )
+    return timings
