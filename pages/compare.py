@@ -36,6 +36,8 @@ WIDGET_KEYS = (
     "compare.scatter_y",
     "compare.box_metric",
     "compare.box_group",
+    "compare.across_runs",
+    "compare.version_trend",
     "compare.model",
     "compare.trend_metric",
 )
@@ -211,154 +213,177 @@ for index, metric in enumerate(chosen_metrics):
 # -- charts across runs --------------------------------------------------------------------------
 
 st.subheader("Charts across runs")
-frame = compare.chart_frame(runs)
-choices = compare.chart_choices(view, frame)
-metric_columns = compare.metric_columns(frame)
-param_columns = compare.param_columns(frame)
-parallel_tab, scatter_tab, box_tab = st.tabs(["Parallel coordinates", "Scatter", "Box plot"])
+across_runs = st.toggle(
+    "Show parallel coordinates, scatter and box plot",
+    value=view.across_runs,
+    key="compare.across_runs",
+    help="Drawn on request, so the page opens faster.",
+)
+view = replace(view, across_runs=across_runs)
+if across_runs:
+    frame = compare.chart_frame(runs)
+    choices = compare.chart_choices(view, frame)
+    metric_columns = compare.metric_columns(frame)
+    param_columns = compare.param_columns(frame)
+    parallel_tab, scatter_tab, box_tab = st.tabs(["Parallel coordinates", "Scatter", "Box plot"])
 
-with parallel_tab:
-    if not metric_columns:
-        st.info("These runs logged no metrics.")
-    else:
-        parallel_metric = st.selectbox(
-            "Metric",
-            metric_columns,
-            index=metric_columns.index(choices.parallel_metric),
-            key="compare.parallel_metric",
-        )
-        view = replace(
-            view,
-            parallel_metric=compare.keep_implicit(
-                view.parallel_metric,
-                compare.bare_name(parallel_metric),
-                compare.bare_name(choices.parallel_metric),
-            ),
-        )
-        if not choices.parallel_params:
-            st.caption("No param differs between these runs: only the metric's axis is drawn.")
-        st.plotly_chart(
-            charts.parallel_coordinates(
-                frame,
-                choices.parallel_params,
-                parallel_metric,
-                compare.lower_is_better(compare.bare_name(parallel_metric), view),
-            ),
-            key="compare.parallel",
-        )
+    with parallel_tab:
+        if not metric_columns:
+            st.info("These runs logged no metrics.")
+        else:
+            parallel_metric = st.selectbox(
+                "Metric",
+                metric_columns,
+                index=metric_columns.index(choices.parallel_metric),
+                key="compare.parallel_metric",
+            )
+            view = replace(
+                view,
+                parallel_metric=compare.keep_implicit(
+                    view.parallel_metric,
+                    compare.bare_name(parallel_metric),
+                    compare.bare_name(choices.parallel_metric),
+                ),
+            )
+            if not choices.parallel_params:
+                st.caption("No param differs between these runs: only the metric's axis is drawn.")
+            st.plotly_chart(
+                charts.parallel_coordinates(
+                    frame,
+                    choices.parallel_params,
+                    parallel_metric,
+                    compare.lower_is_better(compare.bare_name(parallel_metric), view),
+                ),
+                key="compare.parallel",
+            )
 
-with scatter_tab:
-    axes = param_columns + metric_columns
-    if not axes:
-        st.info("These runs logged no params or metrics.")
-    else:
-        x_column, y_column = st.columns(2)
-        scatter_x = x_column.selectbox(
-            "X", axes, index=axes.index(choices.scatter_x), key="compare.scatter_x"
-        )
-        scatter_y = y_column.selectbox(
-            "Y", axes, index=axes.index(choices.scatter_y), key="compare.scatter_y"
-        )
-        view = replace(
-            view,
-            scatter_x=compare.keep_implicit(view.scatter_x, scatter_x, choices.scatter_x),
-            scatter_y=compare.keep_implicit(view.scatter_y, scatter_y, choices.scatter_y),
-        )
-        st.plotly_chart(charts.scatter_chart(frame, scatter_x, scatter_y), key="compare.scatter")
+    with scatter_tab:
+        axes = param_columns + metric_columns
+        if not axes:
+            st.info("These runs logged no params or metrics.")
+        else:
+            x_column, y_column = st.columns(2)
+            scatter_x = x_column.selectbox(
+                "X", axes, index=axes.index(choices.scatter_x), key="compare.scatter_x"
+            )
+            scatter_y = y_column.selectbox(
+                "Y", axes, index=axes.index(choices.scatter_y), key="compare.scatter_y"
+            )
+            view = replace(
+                view,
+                scatter_x=compare.keep_implicit(view.scatter_x, scatter_x, choices.scatter_x),
+                scatter_y=compare.keep_implicit(view.scatter_y, scatter_y, choices.scatter_y),
+            )
+            st.plotly_chart(
+                charts.scatter_chart(frame, scatter_x, scatter_y), key="compare.scatter"
+            )
 
-with box_tab:
-    if not metric_columns or not param_columns:
-        st.info("A box plot needs runs with at least one metric and one param.")
-    else:
-        metric_column, group_column = st.columns(2)
-        box_metric = metric_column.selectbox(
-            "Metric",
-            metric_columns,
-            index=metric_columns.index(choices.box_metric),
-            key="compare.box_metric",
-        )
-        box_group = group_column.selectbox(
-            "Group by",
-            param_columns,
-            index=param_columns.index(choices.box_group),
-            key="compare.box_group",
-        )
-        view = replace(
-            view,
-            box_metric=compare.keep_implicit(
-                view.box_metric,
-                compare.bare_name(box_metric),
-                compare.bare_name(choices.box_metric),
-            ),
-            box_group=compare.keep_implicit(view.box_group, box_group, choices.box_group),
-        )
-        st.plotly_chart(charts.box_chart(frame, box_metric, box_group), key="compare.box")
+    with box_tab:
+        if not metric_columns or not param_columns:
+            st.info("A box plot needs runs with at least one metric and one param.")
+        else:
+            metric_column, group_column = st.columns(2)
+            box_metric = metric_column.selectbox(
+                "Metric",
+                metric_columns,
+                index=metric_columns.index(choices.box_metric),
+                key="compare.box_metric",
+            )
+            box_group = group_column.selectbox(
+                "Group by",
+                param_columns,
+                index=param_columns.index(choices.box_group),
+                key="compare.box_group",
+            )
+            view = replace(
+                view,
+                box_metric=compare.keep_implicit(
+                    view.box_metric,
+                    compare.bare_name(box_metric),
+                    compare.bare_name(choices.box_metric),
+                ),
+                box_group=compare.keep_implicit(view.box_group, box_group, choices.box_group),
+            )
+            st.plotly_chart(charts.box_chart(frame, box_metric, box_group), key="compare.box")
+
 
 # -- metric trend across the versions of a registered model --------------------------------------
 
 st.subheader("Metric trend across model versions")
-try:
-    with st.spinner("Finding registered models trained in these experiments…"):
-        related_models = compare.models_for_experiments(
-            cache.model_versions(settings, ""), experiments, fetch_run
-        )
-except FlightdeckError as exc:
-    st.error(str(exc))
-    related_models = []
-model_options = related_models + ([view.model] if view.model not in related_models else [])
-model_options = [name for name in model_options if name]
-model = st.selectbox(
-    "Registered model",
-    model_options,
-    index=model_options.index(view.model) if view.model else (0 if model_options else None),
-    accept_new_options=True,
-    placeholder="Type a registered model's name",
-    key="compare.model",
-    help="Models with a version trained in these runs' experiments. Type another name to "
-    "see any registered model.",
+version_trend = st.toggle(
+    "Show a metric across the versions of a registered model",
+    value=view.version_trend,
+    key="compare.version_trend",
 )
-default_model = related_models[0] if related_models and not view.model else ""
-view = replace(view, model=compare.keep_implicit(view.model, model or "", default_model))
-
-if model:
+view = replace(view, version_trend=version_trend)
+if version_trend:
     try:
-        with st.spinner("Loading the model's versions…"):
-            versions = cache.model_versions(settings, compare.model_filter(model))
-            aliases = cache.model_aliases(settings, model)
-            sources = compare.load_runs(compare.version_source_run_ids(versions), fetch_run)
-    except NotFound:
-        st.info(f"No registered model is named “{escape_markdown(model)}”.")
+        with st.spinner("Finding registered models trained in these experiments…"):
+            related_models = compare.models_for_experiments(
+                cache.model_versions(settings, ""), experiments, fetch_run
+            )
     except FlightdeckError as exc:
         st.error(str(exc))
-    else:
-        trend_metrics = compare.metric_names(sources.runs)
-        if not versions:
-            st.info(f"“{escape_markdown(model)}” has no versions yet.")
-        elif not trend_metrics:
-            st.info("The runs these versions were registered from logged no metrics.")
+        related_models = []
+    model_options = related_models + ([view.model] if view.model not in related_models else [])
+    model_options = [name for name in model_options if name]
+    model = st.selectbox(
+        "Registered model",
+        model_options,
+        index=model_options.index(view.model) if view.model else (0 if model_options else None),
+        accept_new_options=True,
+        placeholder="Type a registered model's name",
+        key="compare.model",
+        help="Models with a version trained in these runs' experiments. Type another name to "
+        "see any registered model.",
+    )
+    default_model = related_models[0] if related_models and not view.model else ""
+    view = replace(view, model=compare.keep_implicit(view.model, model or "", default_model))
+
+    if model:
+        try:
+            with st.spinner("Loading the model's versions…"):
+                versions = cache.model_versions(settings, compare.model_filter(model))
+                aliases = cache.model_aliases(settings, model)
+                sources = compare.load_runs(compare.version_source_run_ids(versions), fetch_run)
+        except NotFound:
+            st.info(f"No registered model is named “{escape_markdown(model)}”.")
+        except FlightdeckError as exc:
+            st.error(str(exc))
         else:
-            default_trend = compare.trend_metric_default(sources.runs, [*chosen_metrics, *metrics])
-            preferred = view.trend_metric or default_trend
-            trend_metric = st.selectbox(
-                "Metric",
-                trend_metrics,
-                index=trend_metrics.index(preferred) if preferred in trend_metrics else 0,
-                key="compare.trend_metric",
-            )
-            view = replace(
-                view,
-                trend_metric=compare.keep_implicit(view.trend_metric, trend_metric, default_trend),
-            )
-            trend = compare.version_trend(versions, sources.runs, trend_metric, aliases)
-            st.plotly_chart(
-                charts.version_trend_chart(model, trend_metric, trend), key="compare.trend"
-            )
-            st.caption(
-                "Each version's value is its source run's metric. Stars mark the versions the "
-                "aliases point at now."
-            )
-elif not related_models:
-    st.caption("No registered model has a version trained in these runs' experiments.")
+            trend_metrics = compare.metric_names(sources.runs)
+            if not versions:
+                st.info(f"“{escape_markdown(model)}” has no versions yet.")
+            elif not trend_metrics:
+                st.info("The runs these versions were registered from logged no metrics.")
+            else:
+                default_trend = compare.trend_metric_default(
+                    sources.runs, [*chosen_metrics, *metrics]
+                )
+                preferred = view.trend_metric or default_trend
+                trend_metric = st.selectbox(
+                    "Metric",
+                    trend_metrics,
+                    index=trend_metrics.index(preferred) if preferred in trend_metrics else 0,
+                    key="compare.trend_metric",
+                )
+                view = replace(
+                    view,
+                    trend_metric=compare.keep_implicit(
+                        view.trend_metric, trend_metric, default_trend
+                    ),
+                )
+                trend = compare.version_trend(versions, sources.runs, trend_metric, aliases)
+                st.plotly_chart(
+                    charts.version_trend_chart(model, trend_metric, trend), key="compare.trend"
+                )
+                st.caption(
+                    "Each version's value is its source run's metric. Stars mark the versions the "
+                    "aliases point at now."
+                )
+    elif not related_models:
+        st.caption("No registered model has a version trained in these runs' experiments.")
+
 
 # -- the link that reproduces this view ----------------------------------------------------------
 

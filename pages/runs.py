@@ -78,28 +78,26 @@ filter_problem = st.empty()
 quick_set = bool(
     view.statuses or view.started_from or view.started_to or view.tag or view.parents_only
 )
-with st.expander("Quick filters", expanded=quick_set, icon=":material/filter_list:"):
+statuses, dates, tag, parents_only = [], (), "", False  # off means no quick filters
+# Shown on request: the first render stays light, so the table appears sooner.
+if st.toggle("Quick filters", value=quick_set, key="runs.quick"):
+    statuses, dates = list(view.statuses), (view.started_from, view.started_to)
+    tag, parents_only = view.tag, view.parents_only
     status_column, date_column, tag_column, parent_column = st.columns(
         [3, 3, 2, 2], vertical_alignment="bottom"
     )
     statuses = status_column.multiselect(
-        "Status",
-        RUN_STATUSES,
-        default=list(view.statuses),
-        key="runs.statuses",
-        placeholder="Any status",
+        "Status", RUN_STATUSES, default=statuses, key="runs.statuses", placeholder="Any status"
     )
     dates = date_column.date_input(
         "Started between",
-        value=tuple(d for d in (view.started_from, view.started_to) if d),
+        value=tuple(d for d in dates if d),
         key="runs.dates",
         format="YYYY-MM-DD",
     )
-    tag = tag_column.text_input("Tag", value=view.tag, placeholder="team=health", key="runs.tag")
-    parents_only = parent_column.toggle(
-        "Only parent runs", value=view.parents_only, key="runs.parents"
-    )
-started = list(dates) if isinstance(dates, tuple | list) else [dates]
+    tag = tag_column.text_input("Tag", value=tag, placeholder="team=health", key="runs.tag")
+    parents_only = parent_column.toggle("Only parent runs", value=parents_only, key="runs.parents")
+started = [d for d in (dates if isinstance(dates, tuple | list) else [dates]) if d]
 view = replace(
     view,
     experiment_ids=tuple(chosen),
@@ -128,6 +126,12 @@ if len(view.experiment_ids) == 1:
     )
 
 # -- fetch: the first page at once; everything when asked, in the background ----------------------
+# The sort widgets sit below the table but decide the query: read this rerun's choice first.
+view = replace(
+    view,
+    sort=st.session_state.get("runs.sort", view.sort),
+    ascending=st.session_state.get("runs.ascending", view.ascending),
+)
 runs = None
 try:
     search = build_search(view)
@@ -267,16 +271,15 @@ if selected and actions[2].button("Clear selection", icon=":material/deselect:")
     st.session_state["runs.paste"] = ""
 actions[3].download_button(
     "Export CSV",
-    csv_export(table),
+    lambda: csv_export(table),  # built on click, not on every rerun
     file_name="runs.csv",
     mime="text/csv",
     icon=":material/download:",
 )
 
 # -- groups ----------------------------------------------------------------------------------------
-with st.expander(
-    "Group by a param or tag", expanded=bool(view.group_by), icon=":material/workspaces:"
-):
+group_by, group_metrics = "", []
+if st.toggle("Group by a param or tag", value=bool(view.group_by), key="runs.grouping"):
     group_options = ["", *catalog.params, *catalog.tags]
     group_by = st.selectbox(
         "Group by",
@@ -292,9 +295,9 @@ with st.expander(
         default=[m for m in view.group_metrics if m in catalog.metrics]
         or [c for c in columns if c.startswith("metrics.")][:3],
     )
-    view = replace(view, group_by=group_by, group_metrics=tuple(group_metrics) if group_by else ())
     if group_by:
         st.dataframe(group_summary(runs, group_by, group_metrics), hide_index=True)
+view = replace(view, group_by=group_by, group_metrics=tuple(group_metrics) if group_by else ())
 
 cache.write_query(view.to_query())
 with st.popover("Copy link", icon=":material/link:"):

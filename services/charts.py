@@ -40,6 +40,8 @@ CONTINUOUS_SCALE = "Viridis"
 ALIAS_COLOR = "#E45756"
 """Markers for versions an alias points at."""
 RAW_LINE_OPACITY = 0.25
+SVG_MAX_POINTS = 20_000
+"""History charts with more points than this are drawn with WebGL instead of SVG."""
 """The unsmoothed line behind a smoothed one."""
 BEST_CELL_STYLE = "background-color: rgba(84, 162, 75, 0.30); font-weight: 600"
 """CSS for a table cell holding a metric's best value."""
@@ -112,6 +114,8 @@ def history_chart(
     """
     if not series:
         return empty_chart(metric, "No finite values logged for these runs.")
+    # SVG draws a few thousand points faster than software WebGL; WebGL wins beyond that.
+    trace = go.Scattergl if sum(len(s.x) for s in series) > SVG_MAX_POINTS else go.Scatter
     figure = go.Figure()
     for line in series:
         name = plain(labels.get(line.run_id, line.run_id[:8]))
@@ -119,7 +123,7 @@ def history_chart(
         smoothed = line.smoothed != line.y
         if smoothed:
             figure.add_trace(
-                go.Scattergl(
+                trace(
                     x=list(line.x),
                     y=list(line.y),
                     mode="lines",
@@ -131,7 +135,7 @@ def history_chart(
                 )
             )
         figure.add_trace(
-            go.Scattergl(
+            trace(
                 x=list(line.x),
                 y=list(line.smoothed),
                 mode="lines+markers" if len(line.x) == 1 else "lines",

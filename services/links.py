@@ -98,6 +98,10 @@ class CompareView:
     """The metric of the box plot."""
     box_group: str = ""
     """The ``params.x`` column the box plot groups by."""
+    across_runs: bool = False
+    """Show the charts across runs (parallel coordinates, scatter, box plot)."""
+    version_trend: bool = False
+    """Show a metric's trend across a registered model's versions."""
     model: str = ""
     """A registered model whose metric trend across versions is shown."""
     trend_metric: str = ""

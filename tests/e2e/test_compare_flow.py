@@ -43,6 +43,8 @@ def test_filter_select_compare_and_reopen_the_copied_link(
 
     expect(page).to_have_url(re.compile(r"/compare\?run_ids="), timeout=30_000)
     wait_until_ready(page)
+    page.get_by_text("Show parallel coordinates, scatter and box plot").click()
+    wait_until_ready(page)
     page.get_by_role("tab", name="Parallel coordinates").click()
     expect(page.locator(".js-plotly-plot .parcoords").first).to_be_attached(timeout=30_000)
     page.get_by_label("Metrics", exact=True).last.click()
@@ -53,7 +55,7 @@ def test_filter_select_compare_and_reopen_the_copied_link(
     title = page.locator(".gtitle", has_text=re.compile("^train_loss$"))
     history = page.locator(".js-plotly-plot").filter(has=title).first
     expect(history.locator(".legend .traces")).to_have_count(3, timeout=30_000)  # a line per run
-    expect(history.locator("canvas").first).to_be_attached()  # drawn with WebGL
+    expect(history.locator(".scatterlayer .trace")).to_have_count(3)  # drawn as SVG lines
 
     shared = page.locator("[data-testid='stCode']").filter(has_text="compare?").first
     link = shared.inner_text().replace("\n", "")
@@ -66,5 +68,5 @@ def test_filter_select_compare_and_reopen_the_copied_link(
     for run_id in run_ids:
         cell = fresh.locator("[role=gridcell]").filter(has_text=run_id)
         expect(cell.first).to_be_attached(timeout=30_000)
-    expect(fresh.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
+    expect(fresh.locator(".js-plotly-plot .parcoords").first).to_be_attached(timeout=30_000)
     fresh.context.close()

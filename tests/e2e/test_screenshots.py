@@ -44,7 +44,8 @@ def view_paths(url: str) -> dict[str, str]:
         "experiments": "/",
         "runs": f"/runs?experiment_ids={wine}&columns=metrics.eval_f1&columns=metrics.eval_log_loss"
         "&columns=params.learning_rate&columns=params.max_depth&group_by=params.model_family",
-        "compare": f"/compare?{compared}&metrics=val_log_loss&metrics=train_loss",
+        "compare": f"/compare?{compared}&metrics=val_log_loss&metrics=train_loss"
+        "&across_runs=1&version_trend=1",
         "run": f"/run?run_id={sweep[0].info.run_id}",
     }
 

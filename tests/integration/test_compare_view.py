@@ -117,10 +117,16 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
     metric_rows = metrics.set_index("Metric")
     assert metric_rows.loc["train_loss", "Better"] == "lower"
     assert metric_rows.loc["eval_accuracy", "Best run"]
-    # histories (train_loss), parallel coordinates, scatter, box plot, version trend
-    assert len(at.get("plotly_chart")) == 5
+    assert len(at.get("plotly_chart")) == 1  # only the history: the rest is drawn on request
     assert at.query_params["metrics"] == "train_loss"
     assert at.code[0].value.endswith("&metrics=train_loss")
+
+    at.toggle(key="compare.across_runs").set_value(True).run()
+    at.toggle(key="compare.version_trend").set_value(True).run()
+    # histories (train_loss), parallel coordinates, scatter, box plot, version trend
+    assert len(at.get("plotly_chart")) == 5
+    assert at.query_params["across_runs"] == "1"
+    assert at.query_params["version_trend"] == "1"
 
 
 def test_history_chart_has_a_line_per_run_with_every_step(sweep_children: list[Any]) -> None:
@@ -169,7 +175,7 @@ def test_no_runs_in_the_link_asks_for_runs() -> None:
 
 
 def test_version_trend_marks_the_alias_holders(sweep_children: list[Any]) -> None:
-    at = open_compare(run_ids=[run.info.run_id for run in sweep_children])
+    at = open_compare(run_ids=[run.info.run_id for run in sweep_children], version_trend="1")
     assert at.selectbox(key="compare.model").value == PROJECTS[0].model
     trend = json.loads(at.get("plotly_chart")[-1].proto.spec)
     holders = trend["data"][1]
