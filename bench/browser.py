@@ -13,14 +13,8 @@ from contextlib import contextmanager
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+from services.processes import CHROMIUM_ARGS
+
 VIEWPORT = {"width": 1600, "height": 1000}
 VISIT_TIMEOUT_MS = 120_000
 STREAMLIT_READY = "[data-testid='stApp'][data-test-script-state='notRunning']"

@@ -275,8 +275,8 @@ attributes.run_id IN (…the {len(results.compared_runs)} ids…)`. MLflow chart
 - **search_experiments() + count runs by paging search_runs(max_results=N)**: the only way the
   raw client can count runs: download every run of every experiment, page by page.
 - **First page of runs (Flightdeck)**: `gateway.search_runs([id], max_results=200)` and
-  `runs_table(page.runs)`; the baseline is `MlflowClient.search_runs([id], max_results=200,
-  order_by=["attributes.start_time DESC"])`.
+  `runs_frame(...)` with the default columns; the baseline is
+  `MlflowClient.search_runs([id], max_results=200, order_by=["attributes.start_time DESC"])`.
 - **Experiments page via AppTest**: the whole `app.py` script on the Experiments page (server
   check, reads, table, rendering) through Streamlit's `AppTest`, with `st.cache_data.clear()`
   before each repetition so every read goes to the server.

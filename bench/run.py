@@ -41,8 +41,9 @@ from bench.report import (
 )
 from bench.store import SeededStore, ensure_store
 from bench.timing import REPETITIONS, Timing, time_repeatedly
-from services.experiments import experiments_table, runs_table
+from services.experiments import experiments_table
 from services.processes import free_port, start_dashboard, start_mlflow_server
+from services.runs import column_catalog, default_columns, runs_frame
 from services.settings import CREDENTIAL_VARIABLES, PROJECT_ROOT, load_settings
 from services.tracking import TrackingGateway
 
@@ -328,7 +329,7 @@ def experiments_page_fetch(gateway: TrackingGateway) -> pd.DataFrame:
 def first_runs_page(gateway: TrackingGateway, experiment_id: str) -> pd.DataFrame:
     """What the Runs page reads and builds first: the newest runs, as a table."""
     page = gateway.search_runs([experiment_id], max_results=FIRST_PAGE_SIZE)
-    return runs_table(page.runs)
+    return runs_frame(page.runs, default_columns(column_catalog(page.runs)), {})
 
 
 def count_runs_by_paging(client: MlflowClient, page_size: int) -> dict[str, int]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from services.records import Experiment, ExperimentActivity, Run
+from services.records import Experiment, ExperimentActivity
 
 
 def filter_by_name(experiments: Iterable[Experiment], text: str) -> list[Experiment]:
@@ -43,30 +43,4 @@ def experiments_table(
             }
         )
     columns = ["Name", "ID", "Runs", "Last update", "Tags", "Description", "Deleted"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run: identity, status and timing, then every metric and param seen.
-
-    Metric columns are ``metrics.<key>`` and param columns ``params.<key>``, as in MLflow's
-    filter syntax, so a column name can be pasted into a filter.
-    """
-    metric_keys = sorted({key for run in runs for key in run.metrics})
-    param_keys = sorted({key for run in runs for key in run.params})
-    rows = []
-    for run in runs:
-        row: dict[str, object] = {
-            "Run": run.name,
-            "Run ID": run.run_id,
-            "Status": run.status,
-            "Started": run.start_time,
-            "Duration (s)": run.duration.total_seconds() if run.duration else None,
-            "User": run.user,
-        }
-        row.update({f"metrics.{k}": run.metrics.get(k) for k in metric_keys})
-        row.update({f"params.{k}": run.params.get(k) for k in param_keys})
-        rows.append(row)
-    fixed = ["Run", "Run ID", "Status", "Started", "Duration (s)", "User"]
-    columns = fixed + [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys]
     return pd.DataFrame(rows, columns=columns)

@@ -24,6 +24,15 @@ from services.settings import CREDENTIAL_VARIABLES, EMBEDDED_HOST, PROJECT_ROOT
 MLFLOW_STARTUP_TIMEOUT_S = 90.0
 """A fresh SQLite store takes about 13 s to migrate on 2 cores; leave room for a busy machine."""
 DASHBOARD_STARTUP_TIMEOUT_S = 60.0
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+"""Flags for Debian's headless chromium (tests, bench): this machine allows no other traffic."""
 
 
 @dataclass

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.experiments import experiments_table, filter_by_name, format_tags, runs_table
+from services.experiments import experiments_table, filter_by_name, format_tags
 from services.formatting import ago, escape_markdown
-from services.records import Experiment, ExperimentActivity, Run, RunCount
+from services.records import Experiment, ExperimentActivity, RunCount
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -34,28 +34,6 @@ def test_last_update_is_the_newest_run_when_runs_are_newer_than_the_experiment()
 
 def test_tags_are_sorted_key_value_pairs() -> None:
     assert format_tags({"team": "x", "owner": "y"}) == "owner=y, team=x"
-
-
-def test_runs_table_has_a_column_per_metric_and_param_seen() -> None:
-    runs = [
-        Run(
-            "r1",
-            "1",
-            "one",
-            "FINISHED",
-            T0,
-            T0 + timedelta(seconds=90),
-            "alice",
-            False,
-            {"acc": 0.9},
-            {"depth": "3"},
-        ),
-        Run("r2", "1", "two", "RUNNING", T0, None, "bob", False, {"loss": 0.1}, {}),
-    ]
-    table = runs_table(runs)
-    assert list(table.columns)[-3:] == ["metrics.acc", "metrics.loss", "params.depth"]
-    assert table.loc[0, "Duration (s)"] == 90
-    assert table["Duration (s)"].isna().tolist() == [False, True]
 
 
 def test_untrusted_markdown_is_shown_literally() -> None:
