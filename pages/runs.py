@@ -224,6 +224,7 @@ total_note = "" if not more else " (more match: use Load all)"
 st.caption(f"{len(table):,} runs{total_note}. Select rows to compare them.")
 table_event = st.dataframe(
     table,
+    hide_index=True,
     on_select="rerun",
     selection_mode="multi-row",
     key="runs.table",

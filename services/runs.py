@@ -26,7 +26,7 @@ LOAD_ALL_PAGE_SIZE = 1000
 """Runs per request when loading everything; MLflow's server default page size."""
 DEFAULT_METRIC_COLUMNS = 6
 DEFAULT_PARAM_COLUMNS = 4
-BASE_COLUMNS = ("Run", "Experiment", "Status", "Started", "Duration (s)", "User")
+BASE_COLUMNS = ("Run", "Run ID", "Experiment", "Status", "Started", "Duration (s)", "User")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """Spreadsheets execute cells starting with these; exports neutralise them (OWASP CSV injection)."""
 
@@ -273,12 +273,13 @@ def runs_frame(
 ) -> pd.DataFrame:
     """The table: base columns plus only the chosen ``metrics.``/``params.``/``tags.`` columns.
 
-    The run id is the index, so a selected row maps back to its run.
+    The run id is also the index, so a selected row maps back to its run.
     """
     rows = []
     for run in runs:
         row: dict[str, object] = {
             "Run": run.name,
+            "Run ID": run.run_id,
             "Experiment": experiment_names.get(run.experiment_id, run.experiment_id),
             "Status": run.status,
             "Started": run.start_time,
@@ -339,7 +340,7 @@ def group_summary(runs: Sequence[Run], group_by: str, metrics: Sequence[str]) ->
 
 def csv_export(frame: pd.DataFrame) -> bytes:
     """The table as UTF-8 CSV, with formula-like text cells neutralised by a leading quote."""
-    safe = frame.reset_index().map(_neutralise)
+    safe = frame.map(_neutralise)
     text: str = safe.to_csv(index=False)
     return text.encode("utf-8")
 

@@ -145,7 +145,7 @@ def test_csv_neutralises_formulas_but_not_numbers() -> None:
     )
     text = csv_export(frame).decode()
     assert "'=HYPERLINK" in text and "'+1" in text and "'-cmd" in text and "'@SUM" in text
-    assert "4,ok,5" in text  # plain text is left alone
+    assert "\nok,5" in text  # plain text is left alone
     assert ",-1.5" in text  # so are negative numbers
 
 
