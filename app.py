@@ -72,7 +72,7 @@ except FlightdeckError as exc:
 with st.sidebar:
     st.markdown("## :material/flight_takeoff: Flightdeck")
     st.subheader("Tracking server")
-    st.code(settings.tracking_uri, language=None)
+    st.text(settings.tracking_uri)  # st.code would load a 1.5 MB highlighter on every page
     if server:
         st.caption(f":green[:material/check_circle: Reachable] · MLflow {server.version}")
     else:

@@ -26,6 +26,25 @@ MLFLOW_RUN_LINKS_JS = """
 (n) => [...document.querySelectorAll("a[href*='/runs/']")]
     .filter(a => /\\/runs\\/[0-9a-f]{32}$/.test(a.getAttribute('href'))).length >= n
 """
+TABLE_ROW_PX = 35
+"""Height of a data-grid row (and of its header) in CSS pixels: Streamlit's default."""
+TABLE_ROWS_PAINTED_JS = """
+(rowPx) => {
+    const canvas = document.querySelector("[data-testid='stDataFrame'] canvas");
+    if (!canvas || !canvas.width || !canvas.height) return false;
+    const row = Math.round(rowPx * window.devicePixelRatio);
+    const rows = Math.floor(canvas.height / row) - 1;  // below the header
+    if (rows < 5) return false;
+    const context = canvas.getContext('2d');
+    for (let r = 1; r <= rows; r++) {
+        const band = context.getImageData(0, r * row, canvas.width, row).data;
+        let ink = 0;
+        for (let i = 0; i < band.length; i += 4) if (band[i] < 128 && band[i + 3] > 0) ink++;
+        if (ink < 200) return false;  // this row has no text drawn yet
+    }
+    return true;
+}
+"""
 FLIGHTDECK_CHARTS_JS = """
 ([metrics, n]) => metrics.every(m => [...document.querySelectorAll('.js-plotly-plot')].some(
     p => p.querySelector('.gtitle')?.textContent === m
@@ -126,8 +145,18 @@ def mlflow_show_first_20_script(experiment_id: str) -> str:
     return f"window.localStorage.setItem({json.dumps(key)}, {json.dumps(state)});"
 
 
+def runs_table_painted(page: Page) -> None:
+    """Flightdeck's runs table has drawn text in every row in view.
+
+    The table is a canvas (Streamlit's data grid): what a person sees is its pixels. The grid
+    writes an accessible copy of its cells into the page about 0.3 s after drawing them, which
+    :func:`runs_table_shown` waits for.
+    """
+    page.wait_for_function(TABLE_ROWS_PAINTED_JS, arg=TABLE_ROW_PX, polling="raf")
+
+
 def runs_table_shown(page: Page) -> None:
-    """Flightdeck's runs table has cells holding run names."""
+    """Flightdeck's runs table has cells holding run names (the grid's accessible copy)."""
     page.locator("[role=gridcell]").filter(has_text=RUN_NAME).first.wait_for(state="attached")
 
 

@@ -62,6 +62,13 @@ def ask_for_runs(message: str) -> NoReturn:
     st.stop()
 
 
+@st.dialog("Link to this comparison")
+def show_link(url: str) -> None:
+    """On request: a code block loads a 1.5 MB highlighter, which would slow the first render."""
+    st.caption("It opens the comparison with every choice on this page.")
+    st.code(url, language=None, wrap_lines=True)
+
+
 st.title("Compare runs")
 if len(view.run_ids) < compare.MIN_RUNS:
     ask_for_runs(
@@ -391,5 +398,5 @@ query = view.to_query()
 cache.write_query(query)
 st.session_state[LAST_QUERY_KEY] = cache.read_query()
 with link_slot:
-    st.code(cache.share_url(query), language=None, wrap_lines=True)
-    st.caption("Copy this link to share the comparison: it opens with every choice on this page.")
+    if st.button("Copy link", icon=":material/link:", key="compare.copy_link"):
+        show_link(cache.share_url(query))

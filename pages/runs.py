@@ -36,6 +36,14 @@ FILTER_HELP = (
 )
 MAX_COMPARED = 100
 
+
+@st.dialog("Link to this view")
+def show_link(url: str) -> None:
+    """On request: a code block loads a 1.5 MB highlighter, which would slow the first render."""
+    st.caption("This link opens the same view: experiments, filters, columns and selection.")
+    st.code(url, language=None, wrap_lines=True)
+
+
 settings = cache.settings()
 query = cache.read_query()
 if "experiment_id" in query and "experiment_ids" not in query:  # links from older versions
@@ -301,9 +309,8 @@ if st.toggle("Group by a param or tag", value=bool(view.group_by), key="runs.gro
 view = replace(view, group_by=group_by, group_metrics=tuple(group_metrics) if group_by else ())
 
 cache.write_query(view.to_query())
-with st.popover("Copy link", icon=":material/link:"):
-    st.caption("This link opens the same view: experiments, filters, columns and selection.")
-    st.code(cache.share_url(view.to_query()), language=None, wrap_lines=True)
+if st.button("Copy link", icon=":material/link:", key="runs.copy_link"):
+    show_link(cache.share_url(view.to_query()))
 
 if st.session_state.pop("runs.go_compare", False):
     st.switch_page(COMPARE_PAGE, query_params={"run_ids": list(selected)})

@@ -57,7 +57,11 @@ def test_filter_select_compare_and_reopen_the_copied_link(
     expect(history.locator(".legend .traces")).to_have_count(3, timeout=30_000)  # a line per run
     expect(history.locator(".scatterlayer .trace")).to_have_count(3)  # drawn as SVG lines
 
-    shared = page.locator("[data-testid='stCode']").filter(has_text="compare?").first
+    page.keyboard.press("Escape")  # the metrics list may still be open, hiding the page
+    page.get_by_role("button", name="Copy link").click()
+    shared = (
+        page.get_by_role("dialog").locator("[data-testid='stCode']").filter(has_text="compare?")
+    )
     link = shared.inner_text().replace("\n", "")
     run_ids = re.findall(r"run_ids=([0-9a-f]{32})", link)
     assert len(run_ids) == 3

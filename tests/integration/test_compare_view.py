@@ -119,6 +119,8 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
     assert metric_rows.loc["eval_accuracy", "Best run"]
     assert len(at.get("plotly_chart")) == 1  # only the history: the rest is drawn on request
     assert at.query_params["metrics"] == "train_loss"
+    assert not at.code  # the link's code block loads only on request
+    at.button(key="compare.copy_link").click().run()
     assert at.code[0].value.endswith("&metrics=train_loss")
 
     at.toggle(key="compare.across_runs").set_value(True).run()

@@ -35,6 +35,10 @@ def test_filter_then_select_then_compare(seeded_server: ServerProcess) -> None:
 
     chosen = list(table.index[:3])
     at.text_input(key="runs.paste").input(" ".join(chosen)).run()
+    assert not at.code  # the link's code block loads only on request
+    at.button(key="runs.copy_link").click().run()
+    link = at.code[0].value
+    assert all(f"selected={run_id}" in link for run_id in chosen) and "filter=params." in link
     compare = at.button(key="runs.compare")
     assert compare.label == "Compare 3 runs" and not compare.disabled
     compare.click().run()
