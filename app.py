@@ -9,14 +9,23 @@ from __future__ import annotations
 import streamlit as st
 
 from services import cache
-from services.auth import current_identity
+from services.auth import resolve_identity
 from services.errors import ConfigurationError, FlightdeckError
-from services.formatting import ago
+from services.formatting import ago, escape_markdown
+from services.governance import load_governance
 from services.links import (
+    ADMIN_PAGE,
+    ADMIN_URL_PATH,
     COMPARE_PAGE,
     COMPARE_URL_PATH,
     EXPERIMENTS_PAGE,
     EXPERIMENTS_URL_PATH,
+    MODEL_PAGE,
+    MODEL_URL_PATH,
+    MODELS_PAGE,
+    MODELS_URL_PATH,
+    PROMOTIONS_PAGE,
+    PROMOTIONS_URL_PATH,
     RUN_PAGE,
     RUN_URL_PATH,
     RUNS_PAGE,
@@ -52,16 +61,47 @@ navigation = st.navigation(
                 visibility="hidden",
             ),
         ],
+        "Models": [
+            st.Page(
+                MODELS_PAGE,
+                title="Models",
+                icon=":material/model_training:",
+                url_path=MODELS_URL_PATH,
+            ),
+            st.Page(
+                MODEL_PAGE,
+                title="Model",
+                icon=":material/deployed_code:",
+                url_path=MODEL_URL_PATH,
+                visibility="hidden",
+            ),
+            st.Page(
+                PROMOTIONS_PAGE,
+                title="Promotions",
+                icon=":material/how_to_reg:",
+                url_path=PROMOTIONS_URL_PATH,
+            ),
+        ],
+        "Governance": [
+            st.Page(
+                ADMIN_PAGE,
+                title="Admin",
+                icon=":material/admin_panel_settings:",
+                url_path=ADMIN_URL_PATH,
+            ),
+        ],
     }
 )
 
 try:
     settings = load_settings()
+    governance = load_governance(settings.governance_path)
 except ConfigurationError as exc:
     st.error(str(exc), icon=":material/settings_alert:")
     st.stop()
 cache.use_settings(settings)
-identity = current_identity(settings)
+oidc_configured, oidc_user = cache.oidc_login()
+development_mode = not oidc_configured and not settings.auth_header
 
 try:
     server = cache.server_info(settings)
@@ -79,9 +119,26 @@ with st.sidebar:
         st.caption(":red[:material/error: Not reachable]")
     freshness = st.container()
     st.divider()
-    st.caption(f":material/person: {identity.name}")
-    if not identity.authenticated:
-        st.caption(":orange[Development mode: no authentication]")
+    dev_choice = None
+    if development_mode:
+        users = list(dict.fromkeys([settings.dev_user, *governance.configured_users]))
+        dev_choice = st.selectbox("Acting as", users, key="dev_user", help="Development mode only.")
+    identity = resolve_identity(
+        settings,
+        governance,
+        oidc_user=oidc_user,
+        oidc_configured=oidc_configured,
+        headers=cache.request_headers() if settings.auth_header else None,
+        dev_choice=dev_choice,
+    )
+    cache.use_frame(governance, identity)
+    st.caption(f":material/person: {escape_markdown(identity.name)} · {identity.role}")
+    if development_mode:
+        st.warning("Development mode: no authentication", icon=":material/warning:")
+    elif oidc_configured and not oidc_user:
+        st.button("Log in", icon=":material/login:", on_click=st.login)
+    elif oidc_configured:
+        st.button("Log out", icon=":material/logout:", on_click=st.logout)
 
 if problem is not None:
     st.error(str(problem), icon=":material/cloud_off:")

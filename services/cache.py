@@ -16,13 +16,18 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from services import promotion
+from services.auth import Identity
+from services.governance import Governance
 from services.records import (
     ArtifactEntry,
     Experiment,
     ExperimentActivity,
     Fetched,
     MetricPoint,
+    ModelSignature,
     ModelVersionSummary,
+    RegisteredModel,
     Run,
     RunPage,
     ServerInfo,
@@ -30,17 +35,59 @@ from services.records import (
 from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
+from services.store import Store, open_store
 from services.tracking import TrackingGateway
 
 T = TypeVar("T")
 
 _OLDEST_READ_KEY = "_flightdeck_oldest_read"
 _SETTINGS_KEY = "_flightdeck_settings"
+_FRAME_KEY = "_flightdeck_frame"
 
 
 def use_settings(settings: Settings) -> None:
     """Make the settings ``app.py`` built available to the page it runs."""
     st.session_state[_SETTINGS_KEY] = settings
+
+
+def use_frame(governance: Governance, identity: Identity) -> None:
+    """Make the governance and identity ``app.py`` resolved available to the page it runs."""
+    st.session_state[_FRAME_KEY] = (governance, identity)
+
+
+def governance() -> Governance:
+    """Roles, promotion policy and gates, as ``app.py`` read them for this script run."""
+    if _FRAME_KEY not in st.session_state:
+        _rerun_through_the_frame()
+    value = st.session_state[_FRAME_KEY][0]
+    assert isinstance(value, Governance)
+    return value
+
+
+def identity() -> Identity:
+    """The current person, as ``app.py`` resolved them for this script run."""
+    if _FRAME_KEY not in st.session_state:
+        _rerun_through_the_frame()
+    value = st.session_state[_FRAME_KEY][1]
+    assert isinstance(value, Identity)
+    return value
+
+
+def oidc_login() -> tuple[bool, dict[str, object] | None]:
+    """Whether OIDC login is configured (``[auth]`` in the secrets), and the user's claims."""
+    try:
+        configured = "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all
+        configured = False
+    if not configured:
+        return False, None
+    user: dict[str, object] = dict(st.user.to_dict())
+    return True, user if user.get("is_logged_in") else None
+
+
+def request_headers() -> dict[str, str]:
+    """The current request's headers, for a trusted proxy's identity header."""
+    return dict(st.context.headers)
 
 
 def settings() -> Settings:
@@ -64,6 +111,23 @@ def _rerun_through_the_frame() -> None:
 
     PagesManager.uses_pages_directory = False
     st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Store:
+    return open_store(url)
+
+
+def store(config: Settings) -> Store:
+    """The application store, opened (and migrated) once per process; a failure is retried."""
+    return _store(config.store_url)
+
+
+def promotion_services(config: Settings) -> promotion.Services:
+    """What the promotion functions need, wired to this process's store and MLflow client."""
+    return promotion.Services(
+        store=store(config), registry=gateway(config), governance=governance()
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -283,3 +347,38 @@ def _child_runs(settings: Settings, experiment_id: str, run_id: str) -> Fetched[
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
 def _runs_by_id(settings: Settings, run_ids: tuple[str, ...]) -> Fetched[dict[str, Run]]:
     return _fetch(lambda: gateway(settings).runs_by_id(run_ids))
+
+
+# -- model registry -------------------------------------------------------------------------------
+
+
+def registered_models(settings: Settings) -> list[RegisteredModel]:
+    """Every registered model, by name."""
+    return _note_freshness(_registered_models(settings))
+
+
+def registered_model(settings: Settings, name: str) -> RegisteredModel:
+    """One registered model; raises ``NotFound`` for an unknown name."""
+    return _note_freshness(_registered_model(settings, name))
+
+
+def model_version_signature(settings: Settings, name: str, version: int) -> ModelSignature | None:
+    """A model version's input and output signature; None when it declares none."""
+    return _note_freshness(_model_version_signature(settings, name, version))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _registered_models(settings: Settings) -> Fetched[list[RegisteredModel]]:
+    return _fetch(lambda: gateway(settings).registered_models())
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _registered_model(settings: Settings, name: str) -> Fetched[RegisteredModel]:
+    return _fetch(lambda: gateway(settings).get_registered_model(name))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _model_version_signature(
+    settings: Settings, name: str, version: int
+) -> Fetched[ModelSignature | None]:
+    return _fetch(lambda: gateway(settings).model_version_signature(name, version))

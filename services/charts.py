@@ -18,7 +18,7 @@ from pandas.io.formats.style import Styler
 
 from services.compare import MetricsComparison, VersionMetric, best_cell_mask, run_labels
 from services.history import X_AXIS_TITLES, Series, is_finite_value
-from services.records import Run
+from services.records import CURRENT_HOLDER, AliasMove, Run
 
 # -- theme: every colour and layout default, once ------------------------------------------------
 
@@ -324,6 +324,98 @@ def version_trend_chart(model: str, metric: str, trend: Sequence[VersionMetric])
     )
     figure.update_yaxes(title_text=plain(metric))
     return _themed(figure, title)
+
+
+def version_metric_chart(
+    points: Sequence[tuple[int, float]], metric: str, alias_moves: Sequence[AliasMove]
+) -> go.Figure:
+    """A metric across a model's versions, with each alias move marked where it landed.
+
+    Each move draws a dotted vertical line at the version the alias moved to (for a removal,
+    the version it left) and a labelled marker: "@champion 2026-11-20", or "@champion (current)"
+    when only the present holder is known. The hover adds who moved it and why. The builder
+    does not care where the moves come from: the registry's present state or the audit log.
+
+    Args:
+        points: (version, value of the version's source run), any order; NaN and ±inf are
+            left out.
+        metric: The metric's name, for the title and the y-axis.
+        alias_moves: The moves to mark, any order.
+    """
+    title = f"{metric} across versions"
+    drawn = sorted((v, y) for v, y in points if is_finite_value(y))
+    marks = _alias_marks(alias_moves)
+    if not drawn and not marks:
+        return empty_chart(title, f"No version's source run has a finite value of {metric}.")
+    values = dict(drawn)
+    figure = go.Figure(
+        go.Scatter(
+            x=[v for v, _ in drawn],
+            y=[y for _, y in drawn],
+            mode="lines+markers",
+            name=plain(metric),
+            line={"color": PALETTE[0], "width": 2},
+            marker={"size": 8},
+            hovertemplate="v%{x}: %{y:.4g}<extra></extra>",
+        )
+    )
+    top = max(values.values(), default=0.0)
+    for version in marks:
+        figure.add_vline(
+            x=version, line={"color": ALIAS_COLOR, "width": 1, "dash": "dot"}, layer="below"
+        )
+    if marks:
+        figure.add_trace(
+            go.Scatter(
+                x=list(marks),
+                y=[values.get(version, top) for version in marks],
+                mode="markers+text",
+                text=["<br>".join(label for label, _ in marks[v]) for v in marks],
+                hovertext=["<br>".join(hover for _, hover in marks[v]) for v in marks],
+                hoverinfo="text",
+                textposition="top center",
+                name="Alias moves",
+                marker={"color": ALIAS_COLOR, "size": 14, "symbol": "star"},
+            )
+        )
+    versions = sorted({*values, *marks})
+    figure.update_xaxes(
+        title_text="Version", tickvals=versions, ticktext=[f"v{v}" for v in versions]
+    )
+    figure.update_yaxes(title_text=plain(metric))
+    return _themed(figure, title)
+
+
+def _alias_marks(moves: Sequence[AliasMove]) -> dict[int, list[tuple[str, str]]]:
+    """Version → (label, hover text) of each move that landed on (or, removed, left) it."""
+    marks: dict[int, list[tuple[str, str]]] = {}
+    for move in sorted(moves, key=lambda m: m.at):
+        version = move.version if move.version is not None else move.previous
+        if version is None:
+            continue
+        alias = plain(f"@{move.alias}")
+        if move.reason == CURRENT_HOLDER:
+            label = f"{alias} (current)"
+            hover = f"{alias} points at v{version} now"
+        else:
+            when = f"{move.at:%Y-%m-%d}"
+            removed = move.version is None
+            label = f"{alias} removed {when}" if removed else f"{alias} {when}"
+            if removed:
+                hover = f"{alias} removed from v{version}"
+            elif move.previous is not None:
+                hover = f"{alias} moved from v{move.previous} to v{version}"
+            else:
+                hover = f"{alias} set to v{version}"
+            hover += f" on {move.at:%Y-%m-%d %H:%M} UTC"
+            if move.actor:
+                hover += f" by {plain(move.actor)}"
+            if move.external:
+                hover += " outside Flightdeck"
+            if move.reason:
+                hover += f": {plain(move.reason)}"
+        marks.setdefault(version, []).append((label, hover))
+    return marks
 
 
 # -- tables ----------------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
     FlightdeckError                 anything Flightdeck can explain to a person
     ├── ConfigurationError          a setting is invalid (wrong URI scheme, bad number)
+    ├── PermissionDenied            the current person may not do this (a missing role)
     ├── TrackingError               the MLflow tracking server could not answer as asked
     │   ├── ServerUnreachable       no answer at all: refused, timed out, DNS, TLS
     │   ├── AuthenticationFailed    401: missing or wrong credentials
-    │   ├── PermissionDenied        403: the credentials may not do this
+    │   ├── ServerPermissionDenied  403: the credentials may not do this (also a PermissionDenied)
     │   ├── NotFound                the experiment, run or model does not exist
     │   └── InvalidRequest          MLflow rejected the request (e.g. a bad filter)
+    ├── StoreError                  the application store could not be read or written
+    ├── PromotionError              a promotion request cannot go on as asked
+    │   └── PromotionConflict       the alias moved since the request, or it was already decided
     └── SeedError                   demo data could not be written
 
 Every message says what failed, where, and what to do next.
@@ -24,6 +28,14 @@ class ConfigurationError(FlightdeckError):
     """A setting has a value Flightdeck cannot use."""
 
 
+class PermissionDenied(FlightdeckError):
+    """The current person may not do this; ``missing_role`` names the role it needs, if any."""
+
+    def __init__(self, message: str, missing_role: str | None = None) -> None:
+        super().__init__(message)
+        self.missing_role = missing_role
+
+
 class TrackingError(FlightdeckError):
     """The MLflow tracking server could not do what was asked."""
 
@@ -36,8 +48,11 @@ class AuthenticationFailed(TrackingError):
     """The tracking server answered 401: credentials are missing or wrong."""
 
 
-class PermissionDenied(TrackingError):
+class ServerPermissionDenied(TrackingError, PermissionDenied):
     """The tracking server answered 403: the credentials may not perform this action."""
+
+    def __init__(self, message: str) -> None:
+        PermissionDenied.__init__(self, message)
 
 
 class NotFound(TrackingError):
@@ -46,6 +61,18 @@ class NotFound(TrackingError):
 
 class InvalidRequest(TrackingError):
     """MLflow rejected the request's content, for example a filter it cannot parse."""
+
+
+class StoreError(FlightdeckError):
+    """The application store (promotion requests, audit log) could not be read or written."""
+
+
+class PromotionError(FlightdeckError):
+    """A promotion request cannot go on as asked (expired, a gate fails, own request, ...)."""
+
+
+class PromotionConflict(PromotionError):
+    """The alias moved since the request was made, or the request was already decided."""
 
 
 class SeedError(FlightdeckError):

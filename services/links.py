@@ -13,17 +13,25 @@ from datetime import date
 from typing import Any, TypeVar
 
 Query = Mapping[str, Sequence[str]]
-View = TypeVar("View", "RunsView", "CompareView")
+View = TypeVar("View", "RunsView", "CompareView", "ModelView")
 
 EXPERIMENTS_PAGE = "pages/experiments.py"
 RUNS_PAGE = "pages/runs.py"
 RUN_PAGE = "pages/run.py"
 COMPARE_PAGE = "pages/compare.py"
+MODELS_PAGE = "pages/models.py"
+MODEL_PAGE = "pages/model.py"
+PROMOTIONS_PAGE = "pages/promotions.py"
+ADMIN_PAGE = "pages/admin.py"
 # URL paths: each equals its page's file name (see cache._rerun_through_the_frame).
 EXPERIMENTS_URL_PATH = "experiments"
 RUNS_URL_PATH = "runs"
 RUN_URL_PATH = "run"
 COMPARE_URL_PATH = "compare"
+MODELS_URL_PATH = "models"
+MODEL_URL_PATH = "model"
+PROMOTIONS_URL_PATH = "promotions"
+ADMIN_URL_PATH = "admin"
 
 X_AXES = ("step", "wall", "relative")
 """History chart x-axes: step number, wall-clock time, or time since the run's first point."""
@@ -112,6 +120,29 @@ class CompareView:
 
     @classmethod
     def from_query(cls, query: Query) -> CompareView:
+        return _from_query(cls, query)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """One registered model: the version in detail, the one it is compared with, the chart."""
+
+    name: str = ""
+    """The registered model's name."""
+    version: str = ""
+    """The version shown in detail and compared (B); empty for the newest."""
+    compare: str = ""
+    """The version it is compared with (A); empty for the champion or the previous version."""
+    metric: str = ""
+    """The metric charted across versions; empty for the model's primary metric."""
+    all_params: bool = False
+    """Show every param in the comparison, not only those that differ."""
+
+    def to_query(self) -> dict[str, list[str]]:
+        return _to_query(self, ModelView())
+
+    @classmethod
+    def from_query(cls, query: Query) -> ModelView:
         return _from_query(cls, query)
 
 

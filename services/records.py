@@ -192,3 +192,79 @@ class ModelVersionSummary:
     """Aliases pointing at this version, e.g. ("champion",)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Version tags; untrusted text."""
+    stage: str = "None"
+    """MLflow's legacy stage (``current_stage``): None, Staging, Production or Archived."""
+    source: str = ""
+    """Where the version's files come from, e.g. ``models:/m-…`` or ``runs:/…/model``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    """A registered model in MLflow's model registry."""
+
+    name: str
+    """The model's name; untrusted text (may hold spaces, slashes and any Unicode)."""
+    description: str
+    """Free text; untrusted."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Every model tag, ``mlflow.*`` and ``flightdeck.*`` included; untrusted text."""
+    aliases: Mapping[str, int] = field(default_factory=dict)
+    """Alias name → the version number it points at, e.g. {"champion": 3}."""
+    latest_version: int | None = None
+    """The highest version number; None when the model has no versions."""
+    created_at: datetime | None = None
+    """Creation time (aware, UTC)."""
+    updated_at: datetime | None = None
+    """Last change to the model or one of its versions (aware, UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureColumn:
+    """One column (or tensor) of a model signature."""
+
+    name: str
+    """The column's name; empty for an unnamed column or tensor. Untrusted text."""
+    type: str
+    """MLflow's type, e.g. "double", "long", "string", or "tensor(float64, [-1, 4])"."""
+    required: bool = True
+    """False for a column the model accepts but does not need (MLflow's ``required: false``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSignature:
+    """The inputs and outputs a model version declares in its ``MLmodel`` file."""
+
+    inputs: tuple[SignatureColumn, ...]
+    """Input columns, in the declared order."""
+    outputs: tuple[SignatureColumn, ...]
+    """Output columns, in the declared order; empty when only inputs were declared."""
+
+
+CURRENT_HOLDER = "current"
+"""The ``reason`` of an :class:`AliasMove` inferred from the registry's present state only."""
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMove:
+    """An alias pointed at a new version, or was removed."""
+
+    alias: str
+    """The alias, e.g. "champion"."""
+    version: int | None
+    """The version it points at after the move; None when the alias was removed."""
+    previous: int | None
+    """The version it pointed at before; None when it was not set."""
+    at: datetime
+    """When it moved (aware, UTC); for a :data:`CURRENT_HOLDER` move, when that was read."""
+    actor: str
+    """Who moved it; empty when unknown. Untrusted text."""
+    reason: str
+    """Why, as given by the actor; :data:`CURRENT_HOLDER` when only the present is known."""
+    external: bool
+    """True when it moved outside Flightdeck (seen in MLflow, not done by a promotion)."""
+    requested_by: str = ""
+    """Who requested the move, for a promotion; untrusted text."""
+    approved_by: tuple[str, ...] = ()
+    """Who approved it, for a promotion; untrusted text."""
+    request_id: str | None = None
+    """The promotion request behind it, if any."""

@@ -59,6 +59,12 @@ class Settings:
     """Rows fetched for the first page of a runs table (at most 200)."""
     dev_user: str
     """The user shown in development mode, where there is no authentication."""
+    governance_path: Path
+    """``flightdeck.toml``: roles, promotion policy and gates."""
+    store_url: str = field(repr=False)
+    """SQLAlchemy URL of the application store; a SQLite file in ``data_dir`` by default."""
+    auth_header: str | None = None
+    """A trusted reverse proxy's identity header (e.g. ``X-Forwarded-Email``); off when None."""
     mlflow_username: str | None = field(default=None, repr=False)
     """Basic-auth user for the tracking server (``MLFLOW_TRACKING_USERNAME``)."""
     mlflow_password: str | None = field(default=None, repr=False)
@@ -124,8 +130,17 @@ def load_settings(
             "FLIGHTDECK_DATA_DIR", flightdeck_secrets, "data_dir", str(PROJECT_ROOT / ".flightdeck")
         )
     ).expanduser()
+    data_dir = data_dir if data_dir.is_absolute() else PROJECT_ROOT / data_dir
+    governance_path = Path(
+        pick(
+            "FLIGHTDECK_CONFIG",
+            flightdeck_secrets,
+            "config",
+            str(PROJECT_ROOT / "flightdeck.toml"),
+        )
+    ).expanduser()
     return Settings(
-        data_dir=data_dir if data_dir.is_absolute() else PROJECT_ROOT / data_dir,
+        data_dir=data_dir,
         tracking_uri=tracking_uri,
         embedded=not external_uri,
         mlflow_port=mlflow_port,
@@ -143,6 +158,17 @@ def load_settings(
         ),
         runs_page_size=min(max(page_size, 1), 200),
         dev_user=pick("FLIGHTDECK_DEV_USER", flightdeck_secrets, "dev_user", _login_name()),
+        governance_path=governance_path
+        if governance_path.is_absolute()
+        else PROJECT_ROOT / governance_path,
+        # The store URL may hold a database password, so it is read like a credential.
+        store_url=pick(
+            "FLIGHTDECK_STORE_URL",
+            flightdeck_secrets,
+            "store_url",
+            f"sqlite:///{data_dir / 'flightdeck.db'}",
+        ),
+        auth_header=pick("FLIGHTDECK_AUTH_HEADER", flightdeck_secrets, "auth_header", "") or None,
         mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or mlflow_secrets.get("username"),
         mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or mlflow_secrets.get("password"),
         mlflow_token=env.get("MLFLOW_TRACKING_TOKEN") or mlflow_secrets.get("token"),

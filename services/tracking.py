@@ -9,13 +9,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import posixpath
 import re
-from collections.abc import Callable, Iterator, Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
+import mlflow.artifacts
 import requests
+import yaml
 from mlflow.entities import Experiment as MlflowExperiment
 from mlflow.entities import Run as MlflowRun
 from mlflow.entities import ViewType
@@ -29,11 +35,14 @@ from services.records import (
     Experiment,
     ExperimentActivity,
     MetricPoint,
+    ModelSignature,
     ModelVersionSummary,
+    RegisteredModel,
     Run,
     RunCount,
     RunPage,
     ServerInfo,
+    SignatureColumn,
     from_epoch_ms,
 )
 from services.settings import Settings, apply_mlflow_environment, validate_tracking_uri
@@ -54,6 +63,8 @@ BULK_HISTORY_MAX_RUNS = 100
 """The bulk history endpoint's limit on runs per request."""
 HISTORY_POINTS = 320
 """Points per run and metric for charts; what MLflow's own UI asks for."""
+MLMODEL_FILE = "MLmodel"
+"""The YAML file beside every MLflow model: flavors, signature, requirements."""
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST"}
@@ -90,7 +101,7 @@ class TrackingGateway:
         Raises:
             ServerUnreachable: No answer, or not an MLflow server.
             AuthenticationFailed: The server wants other credentials (401).
-            PermissionDenied: The credentials may not read experiments (403).
+            ServerPermissionDenied: The credentials may not read experiments (403).
         """
         health = self._get("/health")
         if not health.ok:
@@ -320,6 +331,195 @@ class TrackingGateway:
         model = self._call(f"model {name}", self._client.get_registered_model, name)
         return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
+    # -- model registry: reads ---------------------------------------------------------------------
+
+    def registered_models(self) -> list[RegisteredModel]:
+        """Every registered model, by name (pages of 1,000 until the last)."""
+        found: list[RegisteredModel] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                "list registered models",
+                self._client.search_registered_models,
+                max_results=1000,
+                page_token=token,
+            )
+            found.extend(_model_record(m) for m in page)
+            token = page.token
+            if not token:
+                return sorted(found, key=lambda m: m.name)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """One registered model by name.
+
+        Raises:
+            NotFound: No registered model has this name, or MLflow refuses it as a name.
+        """
+        with self._model_missing(name):
+            try:
+                model = self._call(f"model {name!r}", self._client.get_registered_model, name)
+            except errors.InvalidRequest as exc:  # e.g. a "/" in the name: no model can have it
+                raise errors.NotFound(str(exc)) from exc
+        return _model_record(model)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersionSummary:
+        """One version of a registered model.
+
+        Raises:
+            NotFound: The model does not exist, or has no such version (never had, or deleted).
+        """
+        with self._version_missing(name, version):
+            found = self._call(
+                f"version {version} of {name!r}", self._client.get_model_version, name, str(version)
+            )
+        return _version_record(found)
+
+    def alias_holder(self, name: str, alias: str) -> int | None:
+        """The version an alias of a registered model points at; None when the alias is not set.
+
+        Raises:
+            NotFound: No registered model has this name (a missing alias is not an error).
+        """
+        return self.get_registered_model(name).aliases.get(alias)
+
+    def model_version_signature(self, name: str, version: int) -> ModelSignature | None:
+        """The input and output signature a model version declares; None when it declares none.
+
+        Reads only the version's ``MLmodel`` file (YAML, parsed safely): the model itself is
+        never downloaded or loaded. Works for MLflow 3 logged models (``models:/m-…``) and for
+        older run-relative sources alike, because the server resolves where the files are.
+
+        Raises:
+            NotFound: The model or the version does not exist.
+        """
+        with self._version_missing(name, version):
+            location = self._call(
+                f"files of version {version} of {name!r}",
+                self._client.get_model_version_download_uri,
+                name,
+                str(version),
+            )
+        text = self._read_mlmodel(str(location), f"version {version} of {name!r}")
+        return None if text is None else _signature_record(text)
+
+    def _read_mlmodel(self, location: str, what: str) -> str | None:
+        """The ``MLmodel`` file under an artifact location as text; None when there is none.
+
+        The folder is listed first: MLflow reports a missing file only as a generic download
+        failure, which must not be mistaken for "no signature".
+        """
+        listed = self._call(
+            f"listing the files of {what}",
+            mlflow.artifacts.list_artifacts,
+            artifact_uri=location,
+            tracking_uri=self.uri,
+        )
+        if not any(not f.is_dir and posixpath.basename(f.path) == MLMODEL_FILE for f in listed):
+            return None
+        with tempfile.TemporaryDirectory(prefix="flightdeck-mlmodel-") as folder:
+            path = self._call(
+                f"reading the MLmodel file of {what}",
+                mlflow.artifacts.download_artifacts,
+                artifact_uri=f"{location.rstrip('/')}/{MLMODEL_FILE}",
+                dst_path=folder,
+                tracking_uri=self.uri,
+            )
+            return Path(path).read_text(encoding="utf-8")
+
+    # -- model registry: writes --------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point an alias at a version, replacing whatever it pointed at (no compare-and-set).
+
+        Raises:
+            NotFound: The model or the version does not exist.
+        """
+        with self._version_missing(name, version):
+            self._call(
+                f"setting @{alias} of {name!r} to version {version}",
+                self._client.set_registered_model_alias,
+                name,
+                alias,
+                str(version),
+            )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias from a registered model; removing an alias that is not set is a no-op.
+
+        Raises:
+            NotFound: No registered model has this name.
+        """
+        if self.alias_holder(name, alias) is None:
+            return
+        with self._model_missing(name):
+            self._call(
+                f"removing @{alias} of {name!r}",
+                self._client.delete_registered_model_alias,
+                name,
+                alias,
+            )
+
+    def set_stage(self, name: str, version: int, stage: str) -> None:
+        """Move a version to a legacy stage (None, Staging, Production, Archived).
+
+        Other versions in that stage stay where they are. MLflow deprecated stages in 2.9 and
+        warns on every call; the warning is silenced here only.
+
+        Raises:
+            NotFound: The model or the version does not exist.
+            InvalidRequest: ``stage`` is not one of MLflow's stages.
+        """
+        with self._version_missing(name, version), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self._call(
+                f"moving version {version} of {name!r} to stage {stage!r}",
+                self._client.transition_model_version_stage,
+                name,
+                str(version),
+                stage,
+                archive_existing_versions=False,
+            )
+
+    def set_model_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        """Set tags on a version (one call each; MLflow has no batch call for version tags).
+
+        Raises:
+            NotFound: The model or the version does not exist.
+        """
+        with self._version_missing(name, version):
+            for key, value in tags.items():
+                self._call(
+                    f"tagging version {version} of {name!r}",
+                    self._client.set_model_version_tag,
+                    name,
+                    str(version),
+                    key,
+                    value,
+                )
+
+    @contextmanager
+    def _model_missing(self, name: str) -> Iterator[None]:
+        """Say which model is missing, instead of MLflow's wording."""
+        try:
+            yield
+        except errors.NotFound as exc:
+            raise errors.NotFound(
+                f"There is no registered model named {name!r} at {self.uri}. It may have been "
+                "renamed or deleted; pick one from the Models page."
+            ) from exc
+
+    @contextmanager
+    def _version_missing(self, name: str, version: int) -> Iterator[None]:
+        """Say whether the model or only the version is missing."""
+        try:
+            yield
+        except errors.NotFound as exc:
+            self.get_registered_model(name)  # raises NotFound naming the model when it is gone
+            raise errors.NotFound(
+                f"Registered model {name!r} has no version {version}: it was deleted, or never "
+                "existed. Pick a version from the model's page."
+            ) from exc
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _get(
@@ -338,7 +538,7 @@ class TrackingGateway:
                 "to an account on that server."
             )
         if response.status_code == 403:
-            raise errors.PermissionDenied(
+            raise errors.ServerPermissionDenied(
                 f"MLflow at {self.uri} denied access (HTTP 403): the account in "
                 "MLFLOW_TRACKING_USERNAME may not read experiments. Ask the server's admin for "
                 "READ permission."
@@ -377,7 +577,7 @@ def _translate_mlflow(exc: MlflowException, what: str, uri: str) -> errors.Track
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)."
         )
     if code == "PERMISSION_DENIED":
-        return errors.PermissionDenied(
+        return errors.ServerPermissionDenied(
             f"MLflow at {uri} denied {what} (HTTP 403). Ask the server's admin for permission."
         )
     if code in _NOT_FOUND_CODES:
@@ -480,7 +680,65 @@ def _version_record(version: Any) -> ModelVersionSummary:
         description=version.description or "",
         aliases=tuple(sorted(version.aliases or ())),
         tags=dict(version.tags or {}),
+        stage=str(version.current_stage or "None"),
+        source=str(version.source or ""),
     )
+
+
+def _model_record(model: Any) -> RegisteredModel:
+    latest = [int(v.version) for v in (model.latest_versions or ())]
+    return RegisteredModel(
+        name=model.name,
+        description=model.description or "",
+        tags=dict(model.tags or {}),
+        aliases={alias: int(version) for alias, version in (model.aliases or {}).items()},
+        latest_version=max(latest, default=None),
+        created_at=from_epoch_ms(model.creation_timestamp),
+        updated_at=from_epoch_ms(model.last_updated_timestamp),
+    )
+
+
+def _signature_record(mlmodel_text: str) -> ModelSignature | None:
+    """The signature in an ``MLmodel`` file; None when it has none or it cannot be read.
+
+    MLflow stores each side as a JSON string: a list of column specs (``{"name", "type",
+    "required"}``) or of tensor specs (``{"type": "tensor", "tensor-spec": {dtype, shape}}``).
+    """
+    try:
+        document = yaml.safe_load(mlmodel_text)
+    except yaml.YAMLError:
+        return None
+    signature = document.get("signature") if isinstance(document, dict) else None
+    if not isinstance(signature, dict):
+        return None
+    inputs = _signature_columns(signature.get("inputs"))
+    outputs = _signature_columns(signature.get("outputs"))
+    if not inputs and not outputs:
+        return None
+    return ModelSignature(inputs, outputs)
+
+
+def _signature_columns(side: object) -> tuple[SignatureColumn, ...]:
+    try:
+        specs = json.loads(side) if isinstance(side, str) else side
+    except ValueError:
+        return ()
+    if not isinstance(specs, list):
+        return ()
+    columns: list[SignatureColumn] = []
+    for spec in specs:
+        if not isinstance(spec, dict):
+            continue
+        kind = str(spec.get("type", ""))
+        tensor = spec.get("tensor-spec")
+        if kind == "tensor" and isinstance(tensor, dict):
+            kind = f"tensor({tensor.get('dtype', '?')}, {tensor.get('shape', '?')})"
+        elif kind in {"array", "object", "map"}:
+            kind = json.dumps({k: v for k, v in spec.items() if k not in {"name", "required"}})
+        columns.append(
+            SignatureColumn(str(spec.get("name", "")), kind, bool(spec.get("required", True)))
+        )
+    return tuple(columns)
 
 
 def _error_text(response: requests.Response) -> str:

@@ -19,6 +19,19 @@ from services.processes import ServerProcess, free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT, Settings, load_settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every test's application store out of the developer's ``.flightdeck/``.
+
+    Set for the whole session, so dashboards and jobs started by tests inherit it.
+    """
+    data_dir = tmp_path_factory.mktemp("flightdeck-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLIGHTDECK_DATA_DIR", str(data_dir))
+        patch.delenv("FLIGHTDECK_STORE_URL", raising=False)
+        yield data_dir
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real MLflow tracking server with a temporary SQLite store, stopped by its PID."""

@@ -102,7 +102,7 @@ def test_runs_page_shows_the_experiments_runs(seeded_server: ServerProcess) -> N
 
 def test_unknown_experiment_in_the_url_is_not_found_with_a_way_back() -> None:
     at = run_app("pages/runs.py", experiment_ids="99999")
-    assert "Experiment 99999 was not found" in at.warning[0].value
+    assert "Experiment 99999 was not found" in at.main.warning[0].value
     assert not at.exception
     assert any(
         link.proto.page == "pages/experiments.py" or "experiments" in link.proto.page

@@ -86,5 +86,5 @@ def test_user_without_permission_gets_a_clear_403(
             MLFLOW_TRACKING_PASSWORD="Viewer-pw-12345",
         )
     )
-    with pytest.raises(errors.PermissionDenied, match="HTTP 403"):
+    with pytest.raises(errors.ServerPermissionDenied, match="HTTP 403"):
         gateway.get_experiment(experiment)

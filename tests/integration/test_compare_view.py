@@ -104,7 +104,7 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
 
     assert not at.exception
     assert not at.error
-    assert not at.warning
+    assert not at.main.warning
     overview, params, metrics = (frame.value for frame in at.dataframe[:3])
     assert overview["Run ID"].tolist() == run_ids
     differing = {
@@ -158,8 +158,8 @@ def test_an_unknown_run_id_is_reported_and_the_others_still_show(
 
     assert not at.exception
     assert not at.error
-    assert unknown in at.warning[0].value.replace("\\", "")
-    assert "not\\-a\\-run\\-id" in at.warning[0].value  # Markdown-escaped, shown literally
+    assert unknown in at.main.warning[0].value.replace("\\", "")
+    assert "not\\-a\\-run\\-id" in at.main.warning[0].value  # Markdown-escaped, shown literally
     assert at.dataframe[0].value["Run ID"].tolist() == run_ids
 
 

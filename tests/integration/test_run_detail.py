@@ -211,7 +211,7 @@ def test_deleted_running_run_shows_a_warning_and_still_renders(
     client.delete_run(run_id)
     at = open_run(run_id)
     assert not at.exception
-    assert "This run is deleted" in at.warning[0].value
+    assert "This run is deleted" in at.main.warning[0].value
     assert "so far" in texts(at)
     assert "This run logged no metrics." in texts(at)
     assert "This run has no artifacts." in texts(at)

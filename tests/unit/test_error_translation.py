@@ -43,7 +43,7 @@ def wrapped_network_error() -> MlflowException:
         ),
         (
             MlflowException("403", error_code=PERMISSION_DENIED),
-            errors.PermissionDenied,
+            errors.ServerPermissionDenied,
             "permission",
         ),
     ],

@@ -1,0 +1,373 @@
+"""Promotions: request a model version's promotion, and decide requests (four-eyes, gates).
+
+Operators request; approvers see the champion against the challenger, the gates, and approve
+or reject; an approval that completes the request moves the alias at once. The request being
+looked at (``request``) and a prefilled new request (``model``, ``version``, ``target``,
+``kind``) are in the URL, so a link to a decision can be sent to an approver.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from services import cache, promotion
+from services.aliases import CHALLENGER, CHAMPION
+from services.auth import Action, role_phrase
+from services.compare import model_filter
+from services.decision import decision_view
+from services.errors import FlightdeckError
+from services.governance import LEGACY_STAGES
+from services.links import MODEL_PAGE
+
+STATUS_ICONS = {
+    promotion.PENDING: ":material/hourglass_top:",
+    promotion.EXECUTING: ":material/sync:",
+    promotion.EXECUTED: ":material/check_circle:",
+    promotion.REJECTED: ":material/block:",
+    promotion.EXPIRED: ":material/timer_off:",
+    promotion.CANCELLED: ":material/cancel:",
+    promotion.STALE: ":material/sync_problem:",
+    promotion.FAILED: ":material/error:",
+}
+FORM_KEY = "promotions.form_key"  # idempotency key: one request per form, however often sent
+
+settings = cache.settings()
+me = cache.identity()
+query = cache.read_query()
+st.title("Promotions")
+
+try:
+    services = cache.promotion_services(settings)
+    requests = promotion.list_requests(services.store)
+except FlightdeckError as exc:
+    st.error(str(exc), icon=":material/database:")
+    st.stop()
+
+
+def perform(label: str, action: Callable[[], promotion.PromotionRequest]) -> None:
+    """Run a write from a button's callback, before the page reruns, and keep its outcome.
+
+    Callbacks run before the script, so the write cannot be cut short by a rerun, and it acts
+    as the person who saw the button.
+    """
+    try:
+        done = action()
+    except FlightdeckError as exc:
+        st.session_state["promotions.problem"] = f"{label}: {exc}"
+        return
+    cache.clear_all()
+    cache.write_query({"request": [done.request_id]})
+    st.session_state["promotions.flash"] = f"{label}: done. The request is {done.status}."
+
+
+def decide(request_id: str, approve: bool) -> None:
+    perform(
+        "Approve" if approve else "Reject",
+        lambda: promotion.decide(
+            services,
+            me,
+            request_id,
+            approve=approve,
+            comment=st.session_state.get("promotions.comment", ""),
+            override_reason=st.session_state.get("promotions.override", ""),
+        ),
+    )
+
+
+def roll_back_now() -> None:
+    perform(
+        "Roll back",
+        lambda: promotion.execute_directly(
+            services,
+            me,
+            model=st.session_state["promotions.model"],
+            version=int(st.session_state["promotions.version"]),
+            target=st.session_state["promotions.target"],
+            reason=st.session_state.get("promotions.reason", ""),
+            idempotency_key=st.session_state[FORM_KEY],
+        ),
+    )
+    if "promotions.problem" not in st.session_state:
+        del st.session_state[FORM_KEY]
+
+
+def send_request(kind: str) -> None:
+    perform(
+        "Request",
+        lambda: promotion.request_promotion(
+            services,
+            me,
+            model=st.session_state["promotions.model"],
+            version=int(st.session_state["promotions.version"]),
+            target=st.session_state["promotions.target"],
+            reason=st.session_state.get("promotions.reason", ""),
+            rollback_plan=st.session_state.get("promotions.plan", ""),
+            idempotency_key=st.session_state[FORM_KEY],
+            kind=kind,
+        ),
+    )
+    if "promotions.problem" not in st.session_state:
+        del st.session_state[FORM_KEY]  # the next form is a new request
+
+
+if flash := st.session_state.pop("promotions.flash", None):
+    st.success(flash, icon=":material/check_circle:")
+if problem := st.session_state.pop("promotions.problem", None):
+    st.error(problem, icon=":material/error:")
+
+# -- one request: the decision page ----------------------------------------------------------------
+
+chosen_id = (query.get("request") or [""])[0]
+chosen = next((r for r in requests if r.request_id == chosen_id), None)
+if chosen_id and chosen is None:
+    st.warning(f"No promotion request has the id {chosen_id!r}. Showing all requests.")
+if chosen is not None:
+    if st.button("All requests", icon=":material/arrow_back:"):
+        cache.write_query({})
+        st.rerun()
+    target_text = f"@{chosen.target}" if chosen.target_kind == "alias" else chosen.target
+    st.header(f"{chosen.model} v{chosen.version} → {target_text}", anchor=False)
+    st.caption(
+        f"{STATUS_ICONS.get(chosen.status, '')} **{chosen.status}** · {chosen.kind} requested by "
+        f"{chosen.requested_by} on {chosen.requested_at:%Y-%m-%d %H:%M} UTC · expires "
+        f"{chosen.expires_at:%Y-%m-%d %H:%M} UTC · request {chosen.request_id[:8]}"
+    )
+    if chosen.status_reason:
+        st.info(chosen.status_reason)
+    st.page_link(
+        MODEL_PAGE,
+        label="Open the model",
+        icon=":material/model_training:",
+        query_params={"name": chosen.model},
+    )
+    reason_column, plan_column = st.columns(2)
+    with reason_column:
+        st.markdown("**Reason**")
+        st.text(chosen.reason)
+    with plan_column:
+        st.markdown("**Rollback plan**")
+        st.text(chosen.rollback_plan or "(none given)")
+
+    try:
+        with st.spinner("Reading both versions from MLflow…"):
+            view = decision_view(services, chosen)
+    except FlightdeckError as exc:
+        st.error(str(exc))
+        st.stop()
+
+    st.subheader("Gates", anchor=False)
+    for gate in view.gates:
+        icon = ":material/check_circle:" if gate.passed else ":material/cancel:"
+        colour = "green" if gate.passed else "red"
+        st.markdown(f":{colour}[{icon}] **{gate.name}**")
+        st.caption(gate.detail)
+
+    st.subheader("Champion against challenger", anchor=False)
+    st.caption(view.evaluation_note)
+    if view.comparison is not None:
+        metric_column, param_column = st.columns(2)
+        with metric_column:
+            st.markdown("**Metrics** (Δ = proposed − now)")
+            st.dataframe(view.comparison.metrics, hide_index=True)
+        with param_column:
+            st.markdown(
+                f"**Params that differ** ({view.comparison.differing_params} of "
+                f"{view.comparison.total_params})"
+            )
+            st.dataframe(view.comparison.params, hide_index=True)
+    elif view.challenger is None:
+        st.warning(f"Version {chosen.version} was deleted after the request.")
+    else:
+        st.caption("No current holder: nothing to compare with.")
+    st.markdown("**Signature**")
+    st.caption(view.signature.reason)
+    if not view.signature.table.empty:
+        st.dataframe(view.signature.table, hide_index=True)
+
+    st.subheader("Decision", anchor=False)
+    for decision in chosen.decisions:
+        verdict = "approved" if decision.approve else "rejected"
+        st.text(f"{decision.decided_by} {verdict} on {decision.decided_at:%Y-%m-%d %H:%M} UTC")
+        if decision.comment:
+            st.caption(decision.comment)
+    if chosen.override_by:
+        st.caption(f"Gates overridden by {chosen.override_by}: {chosen.override_reason}")
+
+    own = me.name.casefold() == chosen.requested_by.casefold()
+    if chosen.status == promotion.PENDING:
+        why_not = (
+            "You requested this promotion: another approver must decide it (four-eyes)."
+            if own
+            else ""
+            if me.may(Action.DECIDE_PROMOTION)
+            else f"You are {role_phrase(me.role)}: deciding needs the approver role."
+        )
+        if why_not:
+            st.info(why_not, icon=":material/lock:")
+        needs_override = not view.gates_pass
+        with st.form("promotions.decide"):
+            st.text_area(
+                "Comment", placeholder="Why you approve or reject", key="promotions.comment"
+            )
+            if needs_override:
+                st.text_input(
+                    "Override failing gates (admins only): reason",
+                    disabled=not me.may(Action.OVERRIDE_GATE),
+                    help="A failing gate blocks approval unless an admin overrides it.",
+                    key="promotions.override",
+                )
+            approve_column, reject_column = st.columns(2)
+            approve_column.form_submit_button(
+                "Approve and promote",
+                type="primary",
+                icon=":material/check:",
+                disabled=bool(why_not) or (needs_override and not me.may(Action.OVERRIDE_GATE)),
+                on_click=decide,
+                args=(chosen.request_id, True),
+            )
+            reject_column.form_submit_button(
+                "Reject",
+                icon=":material/block:",
+                disabled=bool(why_not),
+                on_click=decide,
+                args=(chosen.request_id, False),
+            )
+        if own or me.may(Action.ADMINISTER):
+            with st.expander("Cancel this request"):
+                reason_text = st.text_input("Why", key="promotions.cancel_reason")
+                st.button(
+                    "Cancel the request",
+                    icon=":material/cancel:",
+                    on_click=perform,
+                    args=(
+                        "Cancel",
+                        lambda: promotion.cancel(services, me, chosen.request_id, reason_text),
+                    ),
+                )
+    elif chosen.status == promotion.FAILED:
+        st.button(
+            "Retry the move",
+            icon=":material/replay:",
+            type="primary",
+            disabled=not me.may(Action.DECIDE_PROMOTION),
+            help="Moves the alias if it still points where the request expected.",
+            on_click=perform,
+            args=("Retry", lambda: promotion.retry(services, me, chosen.request_id)),
+        )
+    st.stop()
+
+# -- every request --------------------------------------------------------------------------------
+
+st.subheader("Requests", anchor=False)
+if not requests:
+    st.info(
+        "No promotion requests yet. An operator opens one below, or from a model's page.",
+        icon=":material/inbox:",
+    )
+else:
+    table = pd.DataFrame(
+        [
+            {
+                "Request": r.request_id[:8],
+                "Status": r.status,
+                "Model": r.model,
+                "Version": r.version,
+                "Target": r.target,
+                "Holder then": r.expected_holder,
+                "Kind": r.kind,
+                "Requested by": r.requested_by,
+                "Requested": r.requested_at,
+                "Approved by": ", ".join(r.approvers),
+            }
+            for r in requests
+        ]
+    )
+    picked = st.dataframe(
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="promotions.table",
+        column_config={"Requested": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+    st.caption("Select a request to see its decision page.")
+    if picked.selection.rows:
+        cache.write_query({"request": [requests[picked.selection.rows[0]].request_id]})
+        st.rerun()
+
+# -- a new request ---------------------------------------------------------------------------------
+
+st.subheader("Request a promotion", anchor=False)
+if not me.may(Action.REQUEST_PROMOTION):
+    st.info(
+        f"You are {role_phrase(me.role)}: requesting a promotion needs the operator role.",
+        icon=":material/lock:",
+    )
+try:
+    models = [m.name for m in cache.registered_models(settings)]
+except FlightdeckError as exc:
+    st.error(str(exc))
+    st.stop()
+if not models:
+    st.info("No registered models yet: register a version from a run first.")
+    st.stop()
+
+prefill_model = (query.get("model") or [""])[0]
+model = st.selectbox(
+    "Model",
+    models,
+    index=models.index(prefill_model) if prefill_model in models else 0,
+    key="promotions.model",
+)
+versions = [v.version for v in cache.model_versions(settings, model_filter(model))]
+if not versions:
+    st.info(f"{model} has no versions yet: register one from a run first.")
+    st.stop()
+prefill_version = (query.get("version") or [""])[0]
+target_choices = (
+    list(LEGACY_STAGES) if services.governance.target == "stage" else [CHAMPION, CHALLENGER]
+)
+prefill_target = (query.get("target") or [target_choices[0]])[0]
+kind = (query.get("kind") or [promotion.PROMOTION])[0]
+if kind == promotion.ROLLBACK:
+    st.caption(":material/undo: Rollback: the form is filled in with the previous holder.")
+st.session_state.setdefault(FORM_KEY, uuid.uuid4().hex)
+with st.form("promotions.request"):
+    choices = sorted(versions, reverse=True)
+    st.selectbox(
+        "Version",
+        choices,
+        index=choices.index(int(prefill_version))
+        if prefill_version.isdigit() and int(prefill_version) in choices
+        else 0,
+        key="promotions.version",
+    )
+    st.selectbox(
+        "Target alias" if services.governance.target == "alias" else "Target stage",
+        target_choices,
+        index=target_choices.index(prefill_target) if prefill_target in target_choices else 0,
+        key="promotions.target",
+    )
+    st.text_area("Reason", placeholder="What is better, and how you know", key="promotions.reason")
+    st.text_area(
+        "Rollback plan", placeholder="How to undo it if it goes wrong", key="promotions.plan"
+    )
+    st.form_submit_button(
+        "Request promotion",
+        type="primary",
+        icon=":material/send:",
+        disabled=not me.may(Action.REQUEST_PROMOTION),
+        on_click=send_request,
+        args=(kind,),
+    )
+    if kind == promotion.ROLLBACK and me.may(Action.EXECUTE_DIRECTLY):
+        st.form_submit_button(
+            "Roll back now, without approval",
+            icon=":material/undo:",
+            help="Admins only: moves the alias at once; the reason is recorded in the audit log.",
+            on_click=roll_back_now,
+        )

@@ -1,0 +1,175 @@
+"""``flightdeck.toml``: who holds which role, the promotion policy, and each model's gates.
+
+The file is configuration, not a secret: credentials never go here. Example::
+
+    [roles]                       # role -> users, emails or "group:<name>"
+    admin = ["ada"]
+    approver = ["ben", "group:ml-leads"]
+    operator = ["omar"]           # everyone not listed is a viewer
+
+    [promotion]
+    target = "alias"              # or "stage", for servers that still use legacy stages
+    approvals_required = 1
+    request_ttl_hours = 72
+    webhook_url = ""              # Slack-compatible JSON on request, decision and execution
+
+    [gates.default]
+    primary_metric = "eval_f1"
+    min_improvement = 0.0
+    require_evaluation = true
+    require_compatible_signature = true
+    block_on_drift_alarm = true
+
+    [gates.models."wine quality"] # any key of [gates.default], for one model
+    primary_metric = "eval_accuracy"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from services.errors import ConfigurationError
+
+ROLES = ("viewer", "operator", "approver", "admin")
+"""Every role, least to most trusted. Each role may do what the roles before it may."""
+PROMOTION_TARGETS = ("alias", "stage")
+LEGACY_STAGES = ("Staging", "Production", "Archived")
+"""MLflow's legacy stages a version can be moved to."""
+GROUP_PREFIX = "group:"
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """The checks a promotion must pass before it can be approved."""
+
+    primary_metric: str = "eval_f1"
+    """The metric the challenger must improve on, as logged by its source run."""
+    min_improvement: float = 0.0
+    """Smallest acceptable improvement of the primary metric (in its own units)."""
+    higher_is_better: bool | None = None
+    """Direction of the primary metric; None infers it from the name (loss, error: lower)."""
+    require_evaluation: bool = True
+    """The challenger's source run must have logged the primary metric."""
+    require_compatible_signature: bool = True
+    """The challenger's input signature must accept what the champion's accepts."""
+    block_on_drift_alarm: bool = True
+    """An open drift alarm on the model blocks approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """Roles, the promotion policy and the gates, as configured."""
+
+    role_members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Role name -> users, emails or ``group:<name>`` entries holding it."""
+    target: str = "alias"
+    """Promote by moving an ``alias`` (default) or a legacy ``stage``."""
+    approvals_required: int = 1
+    """Distinct approvers a request needs before it is executed."""
+    request_ttl_hours: float = 72.0
+    """A request not decided within this many hours expires."""
+    webhook_url: str = ""
+    """Where notifications are posted; empty for none."""
+    default_gates: Gates = field(default_factory=Gates)
+    """Gates for models without their own section."""
+    model_gates: Mapping[str, Gates] = field(default_factory=dict)
+    """Gates per registered model name."""
+
+    def gates_for(self, model: str) -> Gates:
+        """The gates that apply to ``model``."""
+        return self.model_gates.get(model, self.default_gates)
+
+    @property
+    def configured_users(self) -> tuple[str, ...]:
+        """Every user named in the roles (not groups), in file order, for development mode."""
+        names = (m for members in self.role_members.values() for m in members)
+        return tuple(dict.fromkeys(n for n in names if not n.startswith(GROUP_PREFIX)))
+
+
+def load_governance(path: Path) -> Governance:
+    """Read ``flightdeck.toml``; a missing file gives the defaults (everyone a viewer).
+
+    Raises:
+        ConfigurationError: The file is not TOML, or a value has the wrong type or range.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Governance()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}. Fix the file.") from exc
+    return parse_governance(data, str(path))
+
+
+def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") -> Governance:
+    """Build :class:`Governance` from parsed TOML, checking every value."""
+    roles = _table(data, "roles", where)
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown role {', '.join(unknown)} in [roles]; roles are {', '.join(ROLES)}."
+        )
+    role_members = {
+        role: tuple(_strings(members, f"roles.{role}", where)) for role, members in roles.items()
+    }
+    promotion = _table(data, "promotion", where)
+    target = str(promotion.get("target", "alias"))
+    if target not in PROMOTION_TARGETS:
+        raise ConfigurationError(f"{where}: promotion.target must be 'alias' or 'stage'.")
+    approvals = promotion.get("approvals_required", 1)
+    if not isinstance(approvals, int) or approvals < 1:
+        raise ConfigurationError(f"{where}: promotion.approvals_required must be 1 or more.")
+    ttl = promotion.get("request_ttl_hours", 72)
+    if not isinstance(ttl, int | float) or ttl <= 0:
+        raise ConfigurationError(f"{where}: promotion.request_ttl_hours must be positive.")
+    gates = _table(data, "gates", where)
+    default_gates = _gates(_table(gates, "default", where), Gates(), "gates.default", where)
+    model_gates = {
+        name: _gates(section, default_gates, f'gates.models."{name}"', where)
+        for name, section in _table(gates, "models", where).items()
+    }
+    return Governance(
+        role_members=role_members,
+        target=target,
+        approvals_required=approvals,
+        request_ttl_hours=float(ttl),
+        webhook_url=str(promotion.get("webhook_url", "")),
+        default_gates=default_gates,
+        model_gates=model_gates,
+    )
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where}: [{key}] must be a table.")
+    return value
+
+
+def _strings(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{where}: {key} must be a list of strings.")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _gates(section: Any, base: Gates, key: str, where: str) -> Gates:
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"{where}: [{key}] must be a table.")
+    known = {f.name: f for f in fields(Gates)}
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown gate {', '.join(unknown)} in [{key}]; gates are {', '.join(known)}."
+        )
+    for name, value in section.items():
+        expected = {"primary_metric": str, "min_improvement": int | float}.get(name, bool)
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ConfigurationError(f"{where}: {key}.{name} has the wrong type.")
+    values = dict(section)
+    if "min_improvement" in values:
+        values["min_improvement"] = float(values["min_improvement"])
+    return replace(base, **values)

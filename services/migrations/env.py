@@ -1,0 +1,12 @@
+"""Alembic environment: migrations run on the connection that `Store.migrate` passes."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from services.store import METADATA
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=METADATA, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

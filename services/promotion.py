@@ -1,0 +1,844 @@
+"""Governed promotion: request, decide (four-eyes, gates), execute with compare-and-set, roll back.
+
+A request moves through these statuses::
+
+    pending --approve (enough approvals)--> executing --alias moved--> executed
+       |                                        |--alias moved meanwhile--> stale
+       |                                        '--MLflow failed--> failed --retry--> executing
+       |--reject--> rejected     |--not decided in time--> expired     |--cancel--> cancelled
+
+Every function here that writes follows the same steps: check the permission, record the
+intent in the audit log, act (MLflow), record the outcome. Executing is claimed with a
+conditional status change inside the store's write lock, so double clicks, two tabs or twenty
+approvers at once move the alias exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from services import audit
+from services.auth import Action, Identity, require
+from services.compare import inferred_lower_is_better, model_filter
+from services.errors import (
+    FlightdeckError,
+    NotFound,
+    PermissionDenied,
+    PromotionConflict,
+    PromotionError,
+)
+from services.governance import LEGACY_STAGES, Gates, Governance
+from services.records import ModelVersionSummary, Run
+from services.store import Store, promotion_decisions, promotion_requests
+
+if TYPE_CHECKING:
+    from services.records import ModelSignature
+
+PENDING, EXECUTING, EXECUTED = "pending", "executing", "executed"
+REJECTED, EXPIRED, CANCELLED, STALE, FAILED = "rejected", "expired", "cancelled", "stale", "failed"
+OPEN_STATUSES = (PENDING, EXECUTING, FAILED)
+"""Requests still in play: shown first, and blocking a second request for the same target."""
+PROMOTION, ROLLBACK = "promotion", "rollback"
+MONITORING_EXPERIMENT = "flightdeck-monitoring"
+WEBHOOK_TIMEOUT_S = 5
+
+# Mirror tags written on the promoted version, so MLflow's own UI shows the decision.
+TAG_REQUEST_ID = "flightdeck.request_id"
+TAG_REQUESTED_BY = "flightdeck.requested_by"
+TAG_APPROVED_BY = "flightdeck.approved_by"
+TAG_PROMOTED_AT = "flightdeck.promoted_at"
+TAG_PROMOTED_TO = "flightdeck.promoted_to"
+
+
+class Registry(Protocol):
+    """What promotion needs from MLflow: :class:`services.tracking.TrackingGateway`."""
+
+    def get_model_version(self, name: str, version: int) -> ModelVersionSummary: ...
+    def model_versions(self, filter_string: str) -> list[ModelVersionSummary]: ...
+    def alias_holder(self, name: str, alias: str) -> int | None: ...
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+    def set_stage(self, name: str, version: int, stage: str) -> None: ...
+    def set_model_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def model_version_signature(self, name: str, version: int) -> ModelSignature | None: ...
+    def model_aliases(self, name: str) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One approver's decision on a request."""
+
+    decided_by: str
+    """Who decided; untrusted text."""
+    approve: bool
+    """True to approve, False to reject."""
+    comment: str
+    """Why; untrusted text."""
+    decided_at: datetime
+    """When (aware, UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRequest:
+    """A request to point an alias (or legacy stage) of a model at a version."""
+
+    request_id: str
+    """32-character hex id."""
+    kind: str
+    """``promotion``, or ``rollback`` (to the previous holder)."""
+    model: str
+    """Registered model name; untrusted text."""
+    version: int
+    """The version to promote."""
+    target_kind: str
+    """``alias`` or ``stage``."""
+    target: str
+    """The alias (e.g. ``champion``) or stage (e.g. ``Production``)."""
+    expected_holder: int | None
+    """The version holding the target when the request was made; None when nobody held it."""
+    reason: str
+    """Why; untrusted text."""
+    rollback_plan: str
+    """How to undo it; untrusted text."""
+    requested_by: str
+    """Who asked; untrusted text."""
+    requested_at: datetime
+    """When (aware, UTC)."""
+    expires_at: datetime
+    """When an undecided request expires (aware, UTC)."""
+    status: str
+    """See the module docstring."""
+    status_reason: str = ""
+    """Why it is stale, failed or expired, or a note on an executed request."""
+    override_by: str | None = None
+    """The admin who overrode failing gates or executed directly."""
+    override_reason: str | None = None
+    """Their reason."""
+    decisions: tuple[Decision, ...] = ()
+    """Decisions so far, oldest first."""
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(d.decided_by for d in self.decisions if d.approve)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """One gate of the decision page's checklist."""
+
+    name: str
+    """What is checked, for a person."""
+    passed: bool
+    """True when the gate is met."""
+    detail: str
+    """The figures behind the verdict."""
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The dependencies every promotion function takes: the composition root builds them."""
+
+    store: Store
+    registry: Registry
+    governance: Governance
+    notify: Callable[[str, PromotionRequest, str], None] | None = None
+    """Called after each step with (event, request, actor); default: the configured webhook."""
+
+
+# -- request ------------------------------------------------------------------------------------
+
+
+def request_promotion(
+    services: Services,
+    actor: Identity,
+    *,
+    model: str,
+    version: int,
+    target: str,
+    reason: str,
+    rollback_plan: str,
+    idempotency_key: str,
+    kind: str = PROMOTION,
+    now: datetime | None = None,
+) -> PromotionRequest:
+    """Open a request to point ``target`` of ``model`` at ``version``.
+
+    The same ``idempotency_key`` twice returns the first request instead of a second one.
+
+    Raises:
+        PermissionDenied: ``actor`` is not an operator.
+        PromotionError: A blank reason, an unknown stage, the version already holds the
+            target, an open request for the same target, or the version was deleted.
+        StoreError, TrackingError: The store or MLflow could not be reached; nothing changed.
+    """
+    require(actor, Action.REQUEST_PROMOTION)
+    existing = _by_idempotency_key(services.store, idempotency_key)
+    if existing is not None:
+        return existing
+    target_kind = services.governance.target
+    if not reason.strip():
+        raise PromotionError("Give a reason: approvers and the audit log need it.")
+    if target_kind == "stage" and target not in LEGACY_STAGES:
+        raise PromotionError(f"{target!r} is not a stage; stages are {', '.join(LEGACY_STAGES)}.")
+    try:
+        services.registry.get_model_version(model, version)
+    except NotFound as exc:
+        raise PromotionError(
+            f"Version {version} of {model!r} does not exist (it may have been deleted): "
+            "pick another version."
+        ) from exc
+    holder = current_holder(services.registry, model, target_kind, target)
+    if holder == version:
+        raise PromotionError(f"Version {version} already holds {target}: nothing to promote.")
+    now = _now(now)
+    request_id = uuid.uuid4().hex
+    row = {
+        "id": request_id,
+        "kind": kind,
+        "model": model,
+        "version": version,
+        "target_kind": target_kind,
+        "target": target,
+        "expected_holder": holder,
+        "reason": reason.strip(),
+        "rollback_plan": rollback_plan.strip(),
+        "requested_by": actor.name,
+        "requested_at": now,
+        "expires_at": now + timedelta(hours=services.governance.request_ttl_hours),
+        "status": PENDING,
+        "status_reason": "",
+        "updated_at": now,
+        "idempotency_key": idempotency_key,
+    }
+    try:
+        with services.store.write() as connection:
+            _expire_overdue(connection, now)
+            if _id_for_key(connection, idempotency_key) is not None:
+                raise _AlreadyRequested
+            clash = connection.execute(
+                sa.select(promotion_requests.c.id).where(
+                    promotion_requests.c.model == model,
+                    promotion_requests.c.target == target,
+                    promotion_requests.c.status.in_(OPEN_STATUSES),
+                )
+            ).first()
+            if clash is not None:
+                raise PromotionError(
+                    f"Request {clash.id[:8]} for {target} of {model!r} is still open: decide or "
+                    "cancel it first."
+                )
+            connection.execute(promotion_requests.insert().values(**row))
+            audit.append(
+                connection,
+                actor=actor.name,
+                action=f"{kind}.requested",
+                subject=audit.subject_for(model, target_kind, target),
+                request_id=request_id,
+                details={
+                    "version": version,
+                    "expected_holder": holder,
+                    "reason": row["reason"],
+                    "rollback_plan": row["rollback_plan"],
+                },
+                now=now,
+            )
+    except (_AlreadyRequested, IntegrityError):  # the same key from another tab, just before
+        again = _by_idempotency_key(services.store, idempotency_key)
+        if again is None:
+            raise
+        return again
+    request = get_request(services.store, request_id)
+    _notify(services, "requested", request, actor.name)
+    return request
+
+
+def current_holder(registry: Registry, model: str, target_kind: str, target: str) -> int | None:
+    """The version holding an alias, or the newest version in a stage; None when none does."""
+    if target_kind == "alias":
+        return registry.alias_holder(model, target)
+    in_stage = [
+        v.version for v in registry.model_versions(model_filter(model)) if v.stage == target
+    ]
+    return max(in_stage, default=None)
+
+
+# -- decide --------------------------------------------------------------------------------------
+
+
+def decide(
+    services: Services,
+    actor: Identity,
+    request_id: str,
+    *,
+    approve: bool,
+    comment: str,
+    override_reason: str = "",
+    now: datetime | None = None,
+) -> PromotionRequest:
+    """Approve or reject a request; the approval that completes it also executes it.
+
+    Raises:
+        PermissionDenied: ``actor`` is not an approver, is the requester (four-eyes), or
+            overrides a failing gate without being an admin.
+        PromotionConflict: The request was already decided, expired, or moved on.
+        PromotionError: A gate fails and there is no override; a blank comment on a rejection.
+    """
+    require(actor, Action.DECIDE_PROMOTION)
+    request = get_request(services.store, request_id)
+    if actor.name.casefold() == request.requested_by.casefold():
+        raise PermissionDenied(
+            f"{actor.name} requested this promotion and cannot decide it: another approver must "
+            "(four-eyes)."
+        )
+    if not approve and not comment.strip():
+        raise PromotionError("Say why you reject the request: the requester needs to know.")
+    override = override_reason.strip()
+    if approve:
+        failing = [g for g in evaluate_gates(services, request) if not g.passed]
+        if failing and not override:
+            raise PromotionError(
+                "Failing gates block approval: "
+                + "; ".join(f"{g.name} ({g.detail})" for g in failing)
+                + ". An admin may override them with a reason."
+            )
+        if failing:
+            require(actor, Action.OVERRIDE_GATE)
+    now = _now(now)
+    claimed = False
+    subject = audit.subject_for(request.model, request.target_kind, request.target)
+    with services.store.write() as connection:
+        _expire_overdue(connection, now)
+        status = _status(connection, request_id)
+        if status != PENDING:
+            raise PromotionConflict(
+                f"Request {request_id[:8]} is {status}, so it can no longer be decided."
+            )
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    promotion_decisions.insert().values(
+                        request_id=request_id,
+                        decided_by=actor.name,
+                        decision="approve" if approve else "reject",
+                        comment=comment.strip(),
+                        decided_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise PromotionConflict(f"{actor.name} has already decided this request.") from exc
+        audit.append(
+            connection,
+            actor=actor.name,
+            action="promotion.approved" if approve else "promotion.rejected",
+            subject=subject,
+            request_id=request_id,
+            details={"comment": comment.strip(), "override_reason": override or None},
+            now=now,
+        )
+        if override:
+            _update(connection, request_id, now, override_by=actor.name, override_reason=override)
+        if not approve:
+            _update(connection, request_id, now, status=REJECTED, status_reason=comment.strip())
+        elif _approvals(connection, request_id) >= services.governance.approvals_required:
+            claimed = _claim(connection, request_id, PENDING, actor.name, subject, now)
+    decided = get_request(services.store, request_id)
+    _notify(services, "approved" if approve else "rejected", decided, actor.name)
+    if claimed:
+        return _execute(services, actor.name, decided)
+    return decided
+
+
+def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateResult]:
+    """The configured gates for ``request``, each with its verdict and figures."""
+    gates = services.governance.gates_for(request.model)
+    registry = services.registry
+    try:
+        challenger = registry.get_model_version(request.model, request.version)
+    except NotFound:
+        return [
+            GateResult(
+                "The version still exists",
+                False,
+                f"version {request.version} was deleted after the request: reject or cancel it",
+            )
+        ]
+    try:
+        champion = (
+            registry.get_model_version(request.model, request.expected_holder)
+            if request.expected_holder is not None
+            else None
+        )
+    except NotFound:  # the holder was deleted since: compare with nothing
+        champion = None
+    challenger_run = registry.get_run(challenger.run_id) if challenger.run_id else None
+    champion_run = registry.get_run(champion.run_id) if champion and champion.run_id else None
+    results = [_improvement_gate(gates, challenger_run, champion_run)]
+    if gates.require_evaluation:
+        value = challenger_run.metrics.get(gates.primary_metric) if challenger_run else None
+        results.append(
+            GateResult(
+                "The challenger has an evaluation",
+                value is not None,
+                f"{gates.primary_metric} = {value:.4g}"
+                if value is not None
+                else f"its run logged no {gates.primary_metric}",
+            )
+        )
+    if gates.require_compatible_signature:
+        results.append(_signature_gate(registry, request, champion))
+    if gates.block_on_drift_alarm:
+        results.append(_drift_gate(request))
+    return results
+
+
+# -- execute -------------------------------------------------------------------------------------
+
+
+def retry(services: Services, actor: Identity, request_id: str) -> PromotionRequest:
+    """Execute a request whose MLflow call failed, once more.
+
+    Raises:
+        PermissionDenied: ``actor`` is not an approver.
+        PromotionConflict: The request is not in the ``failed`` status.
+    """
+    require(actor, Action.DECIDE_PROMOTION)
+    request = get_request(services.store, request_id)
+    subject = audit.subject_for(request.model, request.target_kind, request.target)
+    with services.store.write() as connection:
+        if not _claim(connection, request_id, FAILED, actor.name, subject, _now(None)):
+            raise PromotionConflict(
+                f"Request {request_id[:8]} is {_status(connection, request_id)}, not failed."
+            )
+    return _execute(services, actor.name, get_request(services.store, request_id))
+
+
+def execute_directly(
+    services: Services,
+    actor: Identity,
+    *,
+    model: str,
+    version: int,
+    target: str,
+    reason: str,
+    idempotency_key: str,
+    now: datetime | None = None,
+) -> PromotionRequest:
+    """An admin's rollback (or urgent move) without approval; still audited, still CAS.
+
+    Raises:
+        PermissionDenied: ``actor`` is not an admin.
+        PromotionError: No reason, or the version does not exist.
+    """
+    require(actor, Action.EXECUTE_DIRECTLY)
+    if not reason.strip():
+        raise PromotionError("Give a reason: moving an alias without approval must say why.")
+    request = request_promotion(
+        services,
+        actor,
+        model=model,
+        version=version,
+        target=target,
+        reason=reason,
+        rollback_plan="Executed directly by an admin.",
+        idempotency_key=idempotency_key,
+        kind=ROLLBACK,
+        now=now,
+    )
+    subject = audit.subject_for(model, request.target_kind, target)
+    with services.store.write() as connection:
+        _update(
+            connection,
+            request.request_id,
+            _now(now),
+            override_by=actor.name,
+            override_reason=reason.strip(),
+        )
+        claimed = _claim(connection, request.request_id, PENDING, actor.name, subject, _now(now))
+    if not claimed:
+        return get_request(services.store, request.request_id)
+    return _execute(services, actor.name, get_request(services.store, request.request_id))
+
+
+def cancel(services: Services, actor: Identity, request_id: str, reason: str) -> PromotionRequest:
+    """Withdraw a pending request: its requester, or an admin.
+
+    Raises:
+        PermissionDenied: Someone else's request, and ``actor`` is not an admin.
+        PromotionConflict: The request is no longer pending.
+    """
+    request = get_request(services.store, request_id)
+    if actor.name.casefold() != request.requested_by.casefold():
+        require(actor, Action.ADMINISTER)
+    require(actor, Action.REQUEST_PROMOTION)
+    now = _now(None)
+    with services.store.write() as connection:
+        changed = connection.execute(
+            promotion_requests.update()
+            .where(promotion_requests.c.id == request_id, promotion_requests.c.status == PENDING)
+            .values(status=CANCELLED, status_reason=reason.strip(), updated_at=now)
+        ).rowcount
+        if not changed:
+            raise PromotionConflict(f"Request {request_id[:8]} is no longer pending.")
+        audit.append(
+            connection,
+            actor=actor.name,
+            action="promotion.cancelled",
+            subject=audit.subject_for(request.model, request.target_kind, request.target),
+            request_id=request_id,
+            details={"reason": reason.strip()},
+            now=now,
+        )
+    return get_request(services.store, request_id)
+
+
+def _execute(services: Services, actor: str, request: PromotionRequest) -> PromotionRequest:
+    """Compare-and-set: move the target only if it still points where the request expected.
+
+    The caller has claimed the request (status ``executing``, intent in the audit log).
+    """
+    registry = services.registry
+    try:
+        holder = current_holder(registry, request.model, request.target_kind, request.target)
+        if holder != request.expected_holder:
+            reason = (
+                f"{request.target} now points at {_version_text(holder)}, not "
+                f"{_version_text(request.expected_holder)} as when the request was made: "
+                "someone moved it meanwhile. Open a new request."
+            )
+            _finish(services, request, actor, STALE, "promotion.conflict", reason, holder)
+            raise PromotionConflict(reason)
+        if request.target_kind == "alias":
+            registry.set_alias(request.model, request.target, request.version)
+        else:
+            registry.set_stage(request.model, request.version, request.target)
+    except FlightdeckError as exc:
+        if isinstance(exc, PromotionConflict):
+            raise
+        _finish(services, request, actor, FAILED, "promotion.failed", str(exc), None)
+        raise PromotionError(
+            f"MLflow did not move {request.target}: {exc} The request is marked failed and "
+            "can be retried."
+        ) from exc
+    note = ""
+    try:
+        registry.set_model_version_tags(request.model, request.version, _mirror_tags(request))
+    except FlightdeckError as exc:
+        note = f"The alias moved, but the mirror tags could not be written: {exc}"
+    executed = _finish(
+        services, request, actor, EXECUTED, "alias.moved", note, request.expected_holder
+    )
+    _notify(services, "executed", executed, actor)
+    return executed
+
+
+def _finish(
+    services: Services,
+    request: PromotionRequest,
+    actor: str,
+    status: str,
+    action: str,
+    reason: str,
+    holder: int | None,
+) -> PromotionRequest:
+    now = _now(None)
+    with services.store.write() as connection:
+        _update(connection, request.request_id, now, status=status, status_reason=reason)
+        audit.append(
+            connection,
+            actor=actor,
+            action=action,
+            subject=audit.subject_for(request.model, request.target_kind, request.target),
+            request_id=request.request_id,
+            details={
+                "version": request.version if status == EXECUTED else holder,
+                "previous": holder if status == EXECUTED else request.expected_holder,
+                "requested_version": request.version,
+                "reason": reason or request.reason,
+                "requested_by": request.requested_by,
+                "approved_by": list(request.approvers),
+            },
+            now=now,
+        )
+    return get_request(services.store, request.request_id)
+
+
+def _claim(
+    connection: Connection,
+    request_id: str,
+    from_status: str,
+    actor: str,
+    subject: str,
+    now: datetime,
+) -> bool:
+    """Move the request to ``executing`` if it is still ``from_status``; True for the winner."""
+    changed = connection.execute(
+        promotion_requests.update()
+        .where(promotion_requests.c.id == request_id, promotion_requests.c.status == from_status)
+        .values(status=EXECUTING, status_reason="", updated_at=now)
+    ).rowcount
+    if changed:
+        audit.append(
+            connection,
+            actor=actor,
+            action="promotion.executing",
+            subject=subject,
+            request_id=request_id,
+            details={"from": from_status},
+            now=now,
+        )
+    return bool(changed)
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+def get_request(store: Store, request_id: str) -> PromotionRequest:
+    """One request with its decisions.
+
+    Raises:
+        PromotionError: No request has this id.
+    """
+    with store.read() as connection:
+        row = connection.execute(
+            sa.select(promotion_requests).where(promotion_requests.c.id == request_id)
+        ).first()
+        if row is None:
+            raise PromotionError(f"No promotion request has the id {request_id!r}.")
+        return _request(row, _decisions(connection, [request_id]).get(request_id, ()))
+
+
+def list_requests(
+    store: Store,
+    *,
+    model: str | None = None,
+    statuses: Sequence[str] = (),
+    limit: int = 200,
+    now: datetime | None = None,
+) -> list[PromotionRequest]:
+    """Requests, open ones first, then newest first; overdue pending ones are expired first."""
+    with store.write() as connection:
+        _expire_overdue(connection, _now(now))
+    query = sa.select(promotion_requests)
+    if model is not None:
+        query = query.where(promotion_requests.c.model == model)
+    if statuses:
+        query = query.where(promotion_requests.c.status.in_(statuses))
+    query = query.order_by(promotion_requests.c.requested_at.desc()).limit(limit)
+    with store.read() as connection:
+        rows = connection.execute(query).all()
+        decisions = _decisions(connection, [r.id for r in rows])
+    requests_ = [_request(r, decisions.get(r.id, ())) for r in rows]
+    return sorted(requests_, key=lambda r: not r.is_open)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _improvement_gate(gates: Gates, challenger: Run | None, champion: Run | None) -> GateResult:
+    metric = gates.primary_metric
+    name = f"{metric} improves by at least {gates.min_improvement:g}"
+    new = challenger.metrics.get(metric) if challenger else None
+    if champion is None:
+        return GateResult(name, True, "no current holder to compare with")
+    old = champion.metrics.get(metric)
+    if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
+        return GateResult(name, False, f"{metric} is missing on one of the two versions' runs")
+    higher = (
+        gates.higher_is_better
+        if gates.higher_is_better is not None
+        else not inferred_lower_is_better(metric)
+    )
+    improvement = (new - old) if higher else (old - new)
+    detail = f"{old:.4g} → {new:.4g} ({'+' if improvement >= 0 else ''}{improvement:.4g})"
+    return GateResult(name, improvement >= gates.min_improvement, detail)
+
+
+def _signature_gate(
+    registry: Registry, request: PromotionRequest, champion: ModelVersionSummary | None
+) -> GateResult:
+    from services.registry import signature_comparison
+
+    name = "The signatures are compatible"
+    if champion is None:
+        return GateResult(name, True, "no current holder to compare with")
+    check = signature_comparison(
+        registry.model_version_signature(request.model, champion.version),
+        registry.model_version_signature(request.model, request.version),
+    )
+    return GateResult(name, check.compatible, check.reason)
+
+
+def _drift_gate(request: PromotionRequest) -> GateResult:
+    # Drift monitoring lands with its own issue; until then no model can have an open alarm.
+    return GateResult("No open drift alarm", True, "no drift monitoring has run for this model")
+
+
+def _mirror_tags(request: PromotionRequest) -> dict[str, str]:
+    return {
+        TAG_REQUEST_ID: request.request_id,
+        TAG_REQUESTED_BY: request.requested_by,
+        TAG_APPROVED_BY: ", ".join(request.approvers) or (request.override_by or ""),
+        TAG_PROMOTED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+        TAG_PROMOTED_TO: request.target,
+    }
+
+
+def _notify(services: Services, event: str, request: PromotionRequest, actor: str) -> None:
+    if services.notify is not None:
+        services.notify(event, request, actor)
+    elif services.governance.webhook_url:
+        post_webhook(services.governance.webhook_url, event, request, actor)
+
+
+def post_webhook(url: str, event: str, request: PromotionRequest, actor: str) -> bool:
+    """Post a Slack-compatible message; True when it was accepted. Never raises: a notification
+    must not undo or block a promotion."""
+    text = (
+        f"{actor} {event} the promotion of {request.model} v{request.version} to "
+        f"{request.target} (request {request.request_id[:8]}, status {request.status})."
+    )
+    payload = {
+        "text": text,
+        "flightdeck": {
+            "event": event,
+            "request_id": request.request_id,
+            "model": request.model,
+            "version": request.version,
+            "target": request.target,
+            "status": request.status,
+            "actor": actor,
+        },
+    }
+    try:
+        return requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).ok
+    except requests.RequestException:
+        return False
+
+
+class _AlreadyRequested(Exception):
+    """Another tab made the request with this idempotency key while this one checked."""
+
+
+def _by_idempotency_key(store: Store, key: str) -> PromotionRequest | None:
+    with store.read() as connection:
+        request_id = _id_for_key(connection, key)
+    return get_request(store, request_id) if request_id else None
+
+
+def _id_for_key(connection: Connection, key: str) -> str | None:
+    return connection.execute(
+        sa.select(promotion_requests.c.id).where(promotion_requests.c.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _expire_overdue(connection: Connection, now: datetime) -> None:
+    overdue = connection.execute(
+        sa.select(promotion_requests).where(
+            promotion_requests.c.status == PENDING, promotion_requests.c.expires_at < now
+        )
+    ).all()
+    for row in overdue:
+        _update(connection, row.id, now, status=EXPIRED, status_reason="not decided in time")
+        audit.append(
+            connection,
+            actor="flightdeck",
+            action="promotion.expired",
+            subject=audit.subject_for(row.model, row.target_kind, row.target),
+            request_id=row.id,
+            details={"expires_at": _aware(row.expires_at).isoformat()},
+            now=now,
+        )
+
+
+def _status(connection: Connection, request_id: str) -> str:
+    status = connection.execute(
+        sa.select(promotion_requests.c.status).where(promotion_requests.c.id == request_id)
+    ).scalar_one_or_none()
+    if status is None:
+        raise PromotionError(f"No promotion request has the id {request_id!r}.")
+    return str(status)
+
+
+def _approvals(connection: Connection, request_id: str) -> int:
+    return int(
+        connection.execute(
+            sa.select(sa.func.count()).where(
+                promotion_decisions.c.request_id == request_id,
+                promotion_decisions.c.decision == "approve",
+            )
+        ).scalar_one()
+    )
+
+
+def _update(connection: Connection, request_id: str, now: datetime, **values: Any) -> None:
+    connection.execute(
+        promotion_requests.update()
+        .where(promotion_requests.c.id == request_id)
+        .values(updated_at=now, **values)
+    )
+
+
+def _decisions(
+    connection: Connection, request_ids: Sequence[str]
+) -> dict[str, tuple[Decision, ...]]:
+    if not request_ids:
+        return {}
+    rows = connection.execute(
+        sa.select(promotion_decisions)
+        .where(promotion_decisions.c.request_id.in_(list(request_ids)))
+        .order_by(promotion_decisions.c.id)
+    ).all()
+    found: dict[str, list[Decision]] = {}
+    for row in rows:
+        found.setdefault(row.request_id, []).append(
+            Decision(row.decided_by, row.decision == "approve", row.comment, _aware(row.decided_at))
+        )
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def _request(row: Any, decisions: Sequence[Decision]) -> PromotionRequest:
+    return PromotionRequest(
+        request_id=row.id,
+        kind=row.kind,
+        model=row.model,
+        version=row.version,
+        target_kind=row.target_kind,
+        target=row.target,
+        expected_holder=row.expected_holder,
+        reason=row.reason,
+        rollback_plan=row.rollback_plan,
+        requested_by=row.requested_by,
+        requested_at=_aware(row.requested_at),
+        expires_at=_aware(row.expires_at),
+        status=row.status,
+        status_reason=row.status_reason or "",
+        override_by=row.override_by,
+        override_reason=row.override_reason,
+        decisions=tuple(decisions),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def _version_text(version: int | None) -> str:
+    return "no version" if version is None else f"version {version}"

@@ -1,0 +1,73 @@
+"""AppTest: an operator requests a promotion, an approver approves it, in the real app."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from mlflow import MlflowClient
+from streamlit.testing.v1 import AppTest
+
+from services.processes import ServerProcess
+from services.settings import PROJECT_ROOT
+from tests.integration.test_promotion import make_model
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(tracking_env: str) -> None:
+    st.cache_data.clear()
+
+
+def promotions_page(user: str, **query: str) -> AppTest:
+    """A new session of the app, as ``user`` (development mode), on the Promotions page.
+
+    One session per person: AppTest reruns a page without ``app.py`` (old-style multipage
+    mode), so the identity is the one the session's first run resolved.
+    """
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.session_state["dev_user"] = user
+    at.query_params.update(query)
+    at.run()
+    assert any(f"{user} ·" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/promotions.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_operator_requests_and_another_person_approves_and_the_alias_moves(
+    mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    client = MlflowClient(mlflow_server.url)
+    make_model(client, unique_name, [0.80, 0.85])
+
+    at = promotions_page("omar")  # an operator in flightdeck.toml
+    at.selectbox(key="promotions.model").set_value(unique_name).run()
+    at.selectbox(key="promotions.version").set_value(2)
+    at.text_area(key="promotions.reason").input("f1 0.80 → 0.85 on the same holdout")
+    next(b for b in at.button if b.label == "Request promotion").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Request: done" in at.success[0].value
+    request_id = at.query_params["request"]
+    approve = next(b for b in at.button if b.label == "Approve and promote")
+    assert approve.disabled  # four-eyes: omar cannot approve his own request
+    assert any("four-eyes" in i.value for i in at.info)
+
+    viewer = promotions_page("vic", request=request_id)
+    assert next(b for b in viewer.button if b.label == "Approve and promote").disabled
+    assert any("needs the approver role" in i.value for i in viewer.info)
+
+    approver = promotions_page("ben", request=request_id)
+    gates = [m.value for m in approver.markdown if "**" in m.value and "material/c" in m.value]
+    assert gates and all("check_circle" in g for g in gates), gates
+    approver.text_area(key="promotions.comment").input("Looks good")
+    next(b for b in approver.button if b.label == "Approve and promote").click().run()
+
+    assert not approver.exception and not approver.error, [e.value for e in approver.error]
+    assert "Approve: done" in approver.success[0].value
+    assert client.get_model_version_by_alias(unique_name, "champion").version == "2"
+    assert any(t.value.startswith("ben approved") for t in approver.text)
+    assert any("requested by omar" in c.value for c in approver.caption)
+
+
+def test_a_viewer_sees_why_they_cannot_request(mlflow_server: ServerProcess) -> None:
+    at = promotions_page("vic")
+    assert any("requesting a promotion needs the operator role" in i.value for i in at.info)
