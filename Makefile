@@ -57,7 +57,7 @@ bench: $(DEV_STAMP)
 	$(PY) -m bench.run
 
 screenshots: $(DEV_STAMP) browser
-	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k screenshots
+	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k "screenshots or promotion"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ Whether a higher or a lower value of a metric is better is inferred from its nam
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
@@ -476,7 +477,8 @@ def models_for_experiments(
     experiment_ids: Collection[str],
     fetch_run: Callable[[str], Run],
 ) -> list[str]:
-    """Registered models with a version trained in one of the experiments, by name.
+    """Registered models with a version trained in one of the experiments: the model with the
+    most such versions first (the experiment's main model, not a copy of one), then by name.
 
     Reads the source run of at most :data:`MAX_MODEL_LOOKUPS` versions (newest first); source
     runs that no longer exist are skipped.
@@ -486,21 +488,21 @@ def models_for_experiments(
         experiment_ids: The compared runs' experiments.
         fetch_run: Reads one run; raises ``NotFound`` for an unknown id.
     """
-    related: set[str] = set()
+    related: Counter[str] = Counter()
     newest_first = sorted(
         versions, key=lambda v: (v.created_at is None, v.created_at), reverse=True
     )
     checked: dict[str, str | None] = {}
     for version in newest_first:
-        if version.name in related or not version.run_id:
+        if not version.run_id:
             continue
         if version.run_id not in checked:
             if len(checked) >= MAX_MODEL_LOOKUPS:
                 break
             checked[version.run_id] = _experiment_of(version.run_id, fetch_run)
         if checked[version.run_id] in experiment_ids:
-            related.add(version.name)
-    return sorted(related)
+            related[version.name] += 1
+    return sorted(related, key=lambda name: (-related[name], name))
 
 
 def _experiment_of(run_id: str, fetch_run: Callable[[str], Run]) -> str | None:

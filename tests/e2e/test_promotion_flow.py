@@ -45,10 +45,11 @@ def test_operator_requests_approver_approves_alias_moves_and_both_show(
     unique_name: str,
 ) -> None:
     client = MlflowClient(seeded_server.url)
-    copy_demo_model(client, unique_name)
+    name = f"cultivar-candidate-{unique_name[-8:]}"  # no "wine": other tests search for it
+    copy_demo_model(client, name)
 
     page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
-    page.goto(f"{dashboard.url}/promotions?model={unique_name}&version=2&target=champion")
+    page.goto(f"{dashboard.url}/promotions?model={name}&version=2&target=champion")
     wait_until_ready(page)
     act_as(page, "omar")
     page.get_by_label("Reason").fill("f1 0.80 → 0.85 on the same holdout")
@@ -72,12 +73,13 @@ def test_operator_requests_approver_approves_alias_moves_and_both_show(
     expect(approver.get_by_text("Approve: done")).to_be_visible(timeout=30_000)
     expect(approver.get_by_text(re.compile(r"^ben approved"))).to_be_visible()
 
-    assert client.get_model_version_by_alias(unique_name, "champion").version == "2"
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
 
-    approver.goto(f"{dashboard.url}/model?name={unique_name}")
+    approver.goto(f"{dashboard.url}/model?name={name}")
     wait_until_ready(approver)
     expect(approver.get_by_text("Alias history")).to_be_visible(timeout=30_000)
     for person in ("omar", "ben"):
         cell = approver.locator("[role=gridcell]").filter(has_text=person)
         expect(cell.first).to_be_attached(timeout=30_000)
+    full_page_shot(approver, output_dir() / "model.png")
     approver.context.close()

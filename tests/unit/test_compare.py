@@ -327,6 +327,16 @@ def test_models_are_found_through_their_versions_source_experiments() -> None:
     assert found == ["wine-model"]
 
 
+def test_the_model_with_most_versions_from_the_experiments_comes_first() -> None:
+    wine = run("w", experiment_id="1")
+    versions = [
+        version("a-copy", 1, "w"),
+        *(version("wine-model", n, "w") for n in (1, 2, 3)),
+    ]
+    found = compare.models_for_experiments(versions, {"1"}, lookup(wine))
+    assert found == ["wine-model", "a-copy"]
+
+
 def test_version_trend_reads_each_source_run_and_marks_alias_holders() -> None:
     r1, r3 = run("r1", metrics={"acc": 0.7}), run("r3", metrics={"acc": 0.9})
     versions = [version("m", 3, "r3"), version("m", 1, "r1"), version("m", 2, "gone")]
