@@ -78,40 +78,28 @@ def decide(request_id: str, approve: bool) -> None:
     )
 
 
-def roll_back_now() -> None:
-    perform(
-        "Roll back",
-        lambda: promotion.execute_directly(
-            services,
-            me,
-            model=st.session_state["promotions.model"],
-            version=int(st.session_state["promotions.version"]),
-            target=st.session_state["promotions.target"],
-            reason=st.session_state.get("promotions.reason", ""),
-            idempotency_key=st.session_state[FORM_KEY],
-        ),
-    )
-    if "promotions.problem" not in st.session_state:
-        del st.session_state[FORM_KEY]
-
-
-def send_request(kind: str) -> None:
-    perform(
-        "Request",
-        lambda: promotion.request_promotion(
-            services,
-            me,
-            model=st.session_state["promotions.model"],
-            version=int(st.session_state["promotions.version"]),
-            target=st.session_state["promotions.target"],
-            reason=st.session_state.get("promotions.reason", ""),
-            rollback_plan=st.session_state.get("promotions.plan", ""),
-            idempotency_key=st.session_state[FORM_KEY],
-            kind=kind,
-        ),
-    )
-    if "promotions.problem" not in st.session_state:
-        del st.session_state[FORM_KEY]  # the next form is a new request
+def send_form(kind: str, directly: bool = False) -> None:
+    """The request form's callback: a request, or an admin's rollback without approval."""
+    state = st.session_state
+    target = {
+        "model": state["promotions.model"],
+        "version": int(state["promotions.version"]),
+        "target": state["promotions.target"],
+        "reason": state.get("promotions.reason", ""),
+        "idempotency_key": state[FORM_KEY],
+    }
+    if directly:
+        perform("Roll back", lambda: promotion.execute_directly(services, me, **target))
+    else:
+        plan = state.get("promotions.plan", "")
+        perform(
+            "Request",
+            lambda: promotion.request_promotion(
+                services, me, rollback_plan=plan, kind=kind, **target
+            ),
+        )
+    if "promotions.problem" not in state:
+        del state[FORM_KEY]  # the next form is a new request
 
 
 if flash := st.session_state.pop("promotions.flash", None):
@@ -361,7 +349,7 @@ with st.form("promotions.request"):
         type="primary",
         icon=":material/send:",
         disabled=not me.may(Action.REQUEST_PROMOTION),
-        on_click=send_request,
+        on_click=send_form,
         args=(kind,),
     )
     if kind == promotion.ROLLBACK and me.may(Action.EXECUTE_DIRECTLY):
@@ -369,5 +357,6 @@ with st.form("promotions.request"):
             "Roll back now, without approval",
             icon=":material/undo:",
             help="Admins only: moves the alias at once; the reason is recorded in the audit log.",
-            on_click=roll_back_now,
+            on_click=send_form,
+            args=(kind, True),
         )

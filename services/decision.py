@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.errors import NotFound
-from services.promotion import GateResult, PromotionRequest, Services, evaluate_gates
+from services.gates import GateResult, evaluate_gates
+from services.promotion import PromotionRequest, Services
 from services.records import ModelVersionSummary, Run
 from services.registry import (
     SignatureCheck,

@@ -15,21 +15,19 @@ approvers at once move the alias exactly once.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services import audit
 from services.auth import Action, Identity, require
-from services.compare import inferred_lower_is_better, model_filter
+from services.compare import model_filter
 from services.errors import (
     FlightdeckError,
     NotFound,
@@ -37,7 +35,9 @@ from services.errors import (
     PromotionConflict,
     PromotionError,
 )
-from services.governance import LEGACY_STAGES, Gates, Governance
+from services.gates import evaluate_gates
+from services.governance import LEGACY_STAGES, Governance
+from services.notifications import post_webhook
 from services.records import ModelVersionSummary, Run
 from services.store import Store, promotion_decisions, promotion_requests
 
@@ -50,7 +50,6 @@ OPEN_STATUSES = (PENDING, EXECUTING, FAILED)
 """Requests still in play: shown first, and blocking a second request for the same target."""
 PROMOTION, ROLLBACK = "promotion", "rollback"
 MONITORING_EXPERIMENT = "flightdeck-monitoring"
-WEBHOOK_TIMEOUT_S = 5
 
 # Mirror tags written on the promoted version, so MLflow's own UI shows the decision.
 TAG_REQUEST_ID = "flightdeck.request_id"
@@ -134,18 +133,6 @@ class PromotionRequest:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    """One gate of the decision page's checklist."""
-
-    name: str
-    """What is checked, for a person."""
-    passed: bool
-    """True when the gate is met."""
-    detail: str
-    """The figures behind the verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,49 +347,6 @@ def decide(
     if claimed:
         return _execute(services, actor.name, decided)
     return decided
-
-
-def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateResult]:
-    """The configured gates for ``request``, each with its verdict and figures."""
-    gates = services.governance.gates_for(request.model)
-    registry = services.registry
-    try:
-        challenger = registry.get_model_version(request.model, request.version)
-    except NotFound:
-        return [
-            GateResult(
-                "The version still exists",
-                False,
-                f"version {request.version} was deleted after the request: reject or cancel it",
-            )
-        ]
-    try:
-        champion = (
-            registry.get_model_version(request.model, request.expected_holder)
-            if request.expected_holder is not None
-            else None
-        )
-    except NotFound:  # the holder was deleted since: compare with nothing
-        champion = None
-    challenger_run = registry.get_run(challenger.run_id) if challenger.run_id else None
-    champion_run = registry.get_run(champion.run_id) if champion and champion.run_id else None
-    results = [_improvement_gate(gates, challenger_run, champion_run)]
-    if gates.require_evaluation:
-        value = challenger_run.metrics.get(gates.primary_metric) if challenger_run else None
-        results.append(
-            GateResult(
-                "The challenger has an evaluation",
-                value is not None,
-                f"{gates.primary_metric} = {value:.4g}"
-                if value is not None
-                else f"its run logged no {gates.primary_metric}",
-            )
-        )
-    if gates.require_compatible_signature:
-        results.append(_signature_gate(registry, request, champion))
-    if gates.block_on_drift_alarm:
-        results.append(_drift_gate(request))
-    return results
 
 
 # -- execute -------------------------------------------------------------------------------------
@@ -648,45 +592,6 @@ def list_requests(
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _improvement_gate(gates: Gates, challenger: Run | None, champion: Run | None) -> GateResult:
-    metric = gates.primary_metric
-    name = f"{metric} improves by at least {gates.min_improvement:g}"
-    new = challenger.metrics.get(metric) if challenger else None
-    if champion is None:
-        return GateResult(name, True, "no current holder to compare with")
-    old = champion.metrics.get(metric)
-    if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
-        return GateResult(name, False, f"{metric} is missing on one of the two versions' runs")
-    higher = (
-        gates.higher_is_better
-        if gates.higher_is_better is not None
-        else not inferred_lower_is_better(metric)
-    )
-    improvement = (new - old) if higher else (old - new)
-    detail = f"{old:.4g} → {new:.4g} ({'+' if improvement >= 0 else ''}{improvement:.4g})"
-    return GateResult(name, improvement >= gates.min_improvement, detail)
-
-
-def _signature_gate(
-    registry: Registry, request: PromotionRequest, champion: ModelVersionSummary | None
-) -> GateResult:
-    from services.registry import signature_comparison
-
-    name = "The signatures are compatible"
-    if champion is None:
-        return GateResult(name, True, "no current holder to compare with")
-    check = signature_comparison(
-        registry.model_version_signature(request.model, champion.version),
-        registry.model_version_signature(request.model, request.version),
-    )
-    return GateResult(name, check.compatible, check.reason)
-
-
-def _drift_gate(request: PromotionRequest) -> GateResult:
-    # Drift monitoring lands with its own issue; until then no model can have an open alarm.
-    return GateResult("No open drift alarm", True, "no drift monitoring has run for this model")
-
-
 def _mirror_tags(request: PromotionRequest) -> dict[str, str]:
     return {
         TAG_REQUEST_ID: request.request_id,
@@ -702,31 +607,6 @@ def _notify(services: Services, event: str, request: PromotionRequest, actor: st
         services.notify(event, request, actor)
     elif services.governance.webhook_url:
         post_webhook(services.governance.webhook_url, event, request, actor)
-
-
-def post_webhook(url: str, event: str, request: PromotionRequest, actor: str) -> bool:
-    """Post a Slack-compatible message; True when it was accepted. Never raises: a notification
-    must not undo or block a promotion."""
-    text = (
-        f"{actor} {event} the promotion of {request.model} v{request.version} to "
-        f"{request.target} (request {request.request_id[:8]}, status {request.status})."
-    )
-    payload = {
-        "text": text,
-        "flightdeck": {
-            "event": event,
-            "request_id": request.request_id,
-            "model": request.model,
-            "version": request.version,
-            "target": request.target,
-            "status": request.status,
-            "actor": actor,
-        },
-    }
-    try:
-        return requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).ok
-    except requests.RequestException:
-        return False
 
 
 class _AlreadyRequested(Exception):

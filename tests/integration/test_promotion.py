@@ -25,6 +25,7 @@ from services.errors import (
     ServerUnreachable,
     StoreError,
 )
+from services.gates import evaluate_gates
 from services.governance import Gates, Governance
 from services.processes import ServerProcess
 from services.promotion import Services
@@ -366,7 +367,7 @@ def test_failing_gate_blocks_approval_unless_an_admin_overrides_with_a_reason(
     )
     services = Services(store, gateway, governance(default_gates=strict))
     request = open_request(services, unique_name)
-    gates = promotion.evaluate_gates(services, request)
+    gates = evaluate_gates(services, request)
     assert [g.passed for g in gates] == [False, True, True]
     assert "0.85 → 0.8" in gates[0].detail
 
