@@ -12,6 +12,7 @@
     ├── StoreError                  the application store could not be read or written
     ├── PromotionError              a promotion request cannot go on as asked
     │   └── PromotionConflict       the alias moved since the request, or it was already decided
+    ├── DriftError                  drift cannot be computed: schema, empty input, no reference
     └── SeedError                   demo data could not be written
 
 Every message says what failed, where, and what to do next.
@@ -73,6 +74,11 @@ class PromotionError(FlightdeckError):
 
 class PromotionConflict(PromotionError):
     """The alias moved since the request was made, or the request was already decided."""
+
+
+class DriftError(FlightdeckError):
+    """Drift cannot be computed: columns differ from the reference, the input is empty or of
+    an unsupported type, or the model's reference sample is missing."""
 
 
 class SeedError(FlightdeckError):

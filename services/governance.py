@@ -22,6 +22,11 @@ The file is configuration, not a secret: credentials never go here. Example::
 
     [gates.models."wine quality"] # any key of [gates.default], for one model
     primary_metric = "eval_accuracy"
+
+    [monitoring]                  # drift status: amber at the warning share, red when the
+    warning_share = 0.2           # last `consecutive` batches reach the alarm share
+    alarm_share = 0.3
+    consecutive = 2
 """
 
 from __future__ import annotations
@@ -61,6 +66,18 @@ class Gates:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftThresholds:
+    """When a model's drift turns amber or red (``[monitoring]`` in ``flightdeck.toml``)."""
+
+    warning_share: float = 0.2
+    """Share of drifted columns (0 to 1) at which the latest batch turns the status amber."""
+    alarm_share: float = 0.3
+    """Share of drifted columns at which batches count towards red."""
+    consecutive: int = 2
+    """How many latest batches in a row must reach ``alarm_share`` for red."""
+
+
+@dataclass(frozen=True, slots=True)
 class Governance:
     """Roles, the promotion policy and the gates, as configured."""
 
@@ -78,6 +95,8 @@ class Governance:
     """Gates for models without their own section."""
     model_gates: Mapping[str, Gates] = field(default_factory=dict)
     """Gates per registered model name."""
+    drift: DriftThresholds = field(default_factory=DriftThresholds)
+    """Drift status thresholds, for every model."""
 
     def gates_for(self, model: str) -> Gates:
         """The gates that apply to ``model``."""
@@ -132,7 +151,23 @@ def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") ->
         name: _gates(section, default_gates, f'gates.models."{name}"', where)
         for name, section in _table(gates, "models", where).items()
     }
+    monitoring = _table(data, "monitoring", where)
+    unknown_keys = sorted(set(monitoring) - {f.name for f in fields(DriftThresholds)})
+    if unknown_keys:
+        raise ConfigurationError(f"{where}: unknown key {', '.join(unknown_keys)} in [monitoring].")
+    warning = monitoring.get("warning_share", DriftThresholds.warning_share)
+    alarm = monitoring.get("alarm_share", DriftThresholds.alarm_share)
+    consecutive = monitoring.get("consecutive", DriftThresholds.consecutive)
+    shares_ok = all(isinstance(v, int | float) and 0 <= v <= 1 for v in (warning, alarm))
+    if not shares_ok or warning > alarm:
+        raise ConfigurationError(
+            f"{where}: monitoring.warning_share and alarm_share must be between 0 and 1, the "
+            "warning no higher than the alarm."
+        )
+    if not isinstance(consecutive, int) or consecutive < 1:
+        raise ConfigurationError(f"{where}: monitoring.consecutive must be 1 or more.")
     return Governance(
+        drift=DriftThresholds(float(warning), float(alarm), consecutive),
         role_members=role_members,
         target=target,
         approvals_required=approvals,
