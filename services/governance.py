@@ -155,9 +155,10 @@ def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") ->
     unknown_keys = sorted(set(monitoring) - {f.name for f in fields(DriftThresholds)})
     if unknown_keys:
         raise ConfigurationError(f"{where}: unknown key {', '.join(unknown_keys)} in [monitoring].")
-    warning = monitoring.get("warning_share", DriftThresholds.warning_share)
-    alarm = monitoring.get("alarm_share", DriftThresholds.alarm_share)
-    consecutive = monitoring.get("consecutive", DriftThresholds.consecutive)
+    defaults = DriftThresholds()
+    warning = monitoring.get("warning_share", defaults.warning_share)
+    alarm = monitoring.get("alarm_share", defaults.alarm_share)
+    consecutive = monitoring.get("consecutive", defaults.consecutive)
     shares_ok = all(isinstance(v, int | float) and 0 <= v <= 1 for v in (warning, alarm))
     if not shares_ok or warning > alarm:
         raise ConfigurationError(

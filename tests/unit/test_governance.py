@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from services.errors import ConfigurationError
-from services.governance import Gates, Governance, load_governance, parse_governance
+from services.governance import (
+    DriftThresholds,
+    Gates,
+    Governance,
+    load_governance,
+    parse_governance,
+)
 
 EXAMPLE = """
 [roles]
@@ -147,3 +153,12 @@ def test_the_projects_own_flightdeck_toml_is_valid() -> None:
     governance = load_governance(Path(__file__).resolve().parents[2] / "flightdeck.toml")
     assert "ada" in governance.role_members["admin"]
     assert governance.gates_for("diabetes-regressor").primary_metric == "eval_rmse"
+
+
+def test_drift_thresholds_default_and_are_checked() -> None:
+    assert parse_governance({}).drift == DriftThresholds(0.2, 0.3, 2)
+    custom = parse_governance({"monitoring": {"alarm_share": 0.5, "consecutive": 3}}).drift
+    assert (custom.warning_share, custom.alarm_share, custom.consecutive) == (0.2, 0.5, 3)
+    for bad in ({"warning_share": 0.6, "alarm_share": 0.5}, {"consecutive": 0}, {"alarm": 1}):
+        with pytest.raises(ConfigurationError, match="monitoring"):
+            parse_governance({"monitoring": bad})
