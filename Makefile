@@ -13,7 +13,7 @@ PIP := $(PY) -m pip --disable-pip-version-check --quiet
 help:
 	@echo "make run          start MLflow (embedded unless MLFLOW_TRACKING_URI is set) and the dashboard"
 	@echo "make test         install what is missing, lint, and run the whole suite"
-	@echo "make bench        benchmark against the raw MLflow client; writes bench/results.md"
+	@echo "make bench        benchmark against the raw MLflow client; writes bench/results*.md"
 	@echo "make screenshots  refresh the README's screenshots under docs/"
 
 $(VENV)/bin/python:
@@ -55,6 +55,7 @@ test: $(DEV_STAMP) browser lint
 
 bench: $(DEV_STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.drift
 
 screenshots: $(DEV_STAMP) browser
 	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k "screenshots or promotion"

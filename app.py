@@ -24,6 +24,8 @@ from services.links import (
     MODEL_URL_PATH,
     MODELS_PAGE,
     MODELS_URL_PATH,
+    MONITORING_PAGE,
+    MONITORING_URL_PATH,
     PROMOTIONS_PAGE,
     PROMOTIONS_URL_PATH,
     RUN_PAGE,
@@ -80,6 +82,14 @@ navigation = st.navigation(
                 title="Promotions",
                 icon=":material/how_to_reg:",
                 url_path=PROMOTIONS_URL_PATH,
+            ),
+        ],
+        "Monitoring": [
+            st.Page(
+                MONITORING_PAGE,
+                title="Monitoring",
+                icon=":material/monitoring:",
+                url_path=MONITORING_URL_PATH,
             ),
         ],
         "Governance": [

@@ -5,8 +5,13 @@ three experiments, 87 runs in all, among them a gradient-boosting sweep whose ch
 per-stage metric histories, and three registered models with four versions each plus the
 ``champion`` and ``challenger`` aliases.
 
+Then 30 daily monitoring batches per model (:mod:`jobs.monitor`'s own code path: ``compute_drift``
+and ``log_monitoring_run``), drifting from batch 20 on, monitored against version 2 until the
+retraining at batch 24 and against version 3 (today's champion) after it.
+
 Idempotent: an experiment or model that was seeded completely carries a completion tag and is
-skipped; a partial one (an interrupted seed) is cleared and seeded again.
+skipped; a partial one (an interrupted seed) is cleared and seeded again. Monitoring batches carry
+their own completion tag on the registered model.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +57,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from services.aliases import CHALLENGER, CHAMPION
+from services.drift import DriftResult, compute_drift
+from services.monitoring import (
+    MODEL_TAG,
+    MONITORING_EXPERIMENT,
+    log_monitoring_run,
+    reference_for_version,
+    tag_filter,
+)
 from services.settings import apply_mlflow_environment, load_settings
+from services.tracking import TrackingGateway
 
 SEED_TAG = "flightdeck.demo_seed"
 SEED_COMPLETE = "complete"
@@ -59,6 +77,24 @@ REFERENCE_ROWS = 500
 HISTORY_STEPS = 60
 """Boosting stages per sweep run: each logs one point of its metric histories."""
 DAY_MS = 86_400_000
+SITE_COLUMN = "site"
+"""The demo's one categorical column: where a row was collected (not a model input)."""
+SITES = ("north", "south", "east", "west")
+SITE_MIX = (0.4, 0.3, 0.2, 0.1)
+DRIFTED_SITE_MIX = (0.1, 0.2, 0.2, 0.5)
+MONITORING_TAG = "flightdeck.demo_monitoring"
+"""On a registered model once its monitoring batches are all logged."""
+MONITORING_BATCHES = 30
+DRIFT_FROM_BATCH = 20
+"""The first batch whose numeric features shift; the site mix follows two batches later."""
+RETRAINED_AT_BATCH = 24
+"""Batches from here on are monitored against version 3 (retrained), earlier ones version 2."""
+DRIFTED_SHARE_AT_END = 0.4
+"""Share of numeric features shifted in the last batch; it grows from batch 20 on."""
+SHIFT_SD = 1.0
+"""How far a drifting feature moves, in standard deviations."""
+BATCH_ROWS = (150, 250)
+DRIFT_WORKERS = 2
 
 log = logging.getLogger("flightdeck.seed")
 
@@ -148,6 +184,8 @@ def seed(tracking_uri: str) -> None:
     now_ms = int(time.time() * 1000)
     for project in PROJECTS:
         _seed_project(client, project, now_ms)
+    gateway = TrackingGateway(load_settings({**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}))
+    _seed_monitoring(client, gateway, datetime.now(UTC))
 
 
 def _seed_project(client: Any, project: DemoProject, now_ms: int) -> None:
@@ -315,7 +353,11 @@ def _log_runs(
     dataset_input = DatasetInput(
         dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")]
     )
-    reference = training_frame.sample(min(REFERENCE_ROWS, len(training_frame)), random_state=0)
+    reference = _with_sites(
+        training_frame.sample(min(REFERENCE_ROWS, len(training_frame)), random_state=0),
+        np.random.default_rng(0),
+        SITE_MIX,
+    )
 
     with tempfile.TemporaryDirectory() as scratch:
         reference_path = Path(scratch) / REFERENCE_FILE
@@ -449,6 +491,149 @@ def _register_versions(
     client.set_registered_model_alias(project.model, CHAMPION, "3")
     client.set_registered_model_alias(project.model, CHALLENGER, "4")
     client.set_registered_model_tag(project.model, SEED_TAG, SEED_COMPLETE)
+
+
+def _with_sites(
+    frame: pd.DataFrame, rng: np.random.Generator, mix: tuple[float, ...]
+) -> pd.DataFrame:
+    """The frame with a :data:`SITE_COLUMN` drawn from ``mix``, just before the target."""
+    position = list(frame.columns).index("target") if "target" in frame else len(frame.columns)
+    sites = rng.choice(SITES, size=len(frame), p=mix)
+    return frame.reset_index(drop=True).assign(**{SITE_COLUMN: sites})[
+        [*frame.columns[:position], SITE_COLUMN, *frame.columns[position:]]
+    ]
+
+
+# -- monitoring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoBatch:
+    """One day of a model's current data, and what it is monitored against."""
+
+    project: DemoProject
+    version: int
+    window_start: datetime
+    frame: pd.DataFrame
+    reference: pd.DataFrame
+
+
+def _seed_monitoring(client: Any, gateway: TrackingGateway, now: datetime) -> None:
+    """Log the daily monitoring batches of every model that does not have them yet.
+
+    Drift is computed in :data:`DRIFT_WORKERS` processes (Evidently costs about 1 s a batch) and
+    logged in order from this one, with the same functions ``python -m jobs.monitor`` uses.
+    """
+    models = {p.model: _registered_model(client, p.model) for p in PROJECTS}
+    pending = [
+        p
+        for p in PROJECTS
+        if models[p.model] is not None and models[p.model].tags.get(MONITORING_TAG) != SEED_COMPLETE
+    ]
+    if not pending:
+        log.info("Monitoring batches: already seeded, skipped.")
+        return
+    started = time.monotonic()
+    batches: list[DemoBatch] = []
+    for project in pending:
+        _clear_monitoring(client, project.model)
+        batches.extend(_demo_batches(gateway, project, now))
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding clients
+    with ProcessPoolExecutor(max_workers=DRIFT_WORKERS, mp_context=context) as workers:
+        futures: list[Future[DriftResult]] = [
+            workers.submit(compute_drift, b.reference, b.frame, target="target") for b in batches
+        ]
+        try:
+            _log_demo_batches(client, gateway, batches, futures, now)
+        except BaseException:
+            workers.shutdown(cancel_futures=True)  # do not compute what will not be logged
+            raise
+    log.info(
+        "Monitoring: %d daily batches for %d models in %.0f s.",
+        len(batches),
+        len(pending),
+        time.monotonic() - started,
+    )
+
+
+def _log_demo_batches(
+    client: Any,
+    gateway: TrackingGateway,
+    batches: list[DemoBatch],
+    futures: list[Future[DriftResult]],
+    now: datetime,
+) -> None:
+    """Log each batch's result in order; tag a model complete after its last batch."""
+    for index, (batch, future) in enumerate(zip(batches, futures, strict=True)):
+        window_end = batch.window_start + timedelta(days=1)
+        log_monitoring_run(
+            gateway,
+            model=batch.project.model,
+            version=batch.version,
+            alias=CHAMPION,
+            window_start=batch.window_start,
+            window_end=window_end,
+            result=future.result(),
+            started_at=min(window_end + timedelta(minutes=30), now),
+            extra_tags={SEED_TAG: "v1"},
+        )
+        last_of_model = index + 1 == len(batches) or batches[index + 1].project != batch.project
+        if last_of_model:
+            client.set_registered_model_tag(batch.project.model, MONITORING_TAG, SEED_COMPLETE)
+
+
+def _demo_batches(gateway: TrackingGateway, project: DemoProject, now: datetime) -> list[DemoBatch]:
+    """The model's daily batches, the last one covering yesterday (UTC)."""
+    references = {v: reference_for_version(gateway, project.model, v) for v in (2, 3)}
+    bunch = project.load(as_frame=True)
+    pool = bunch.data.rename(columns=lambda c: str(c).replace(" ", "_").replace("/", "_"))
+    pool = pool.assign(target=bunch.target.values)
+    rng = np.random.default_rng(zlib.crc32(project.model.encode()))
+    numeric = [c for c in pool.columns if c != "target"]
+    drift_order = list(rng.permutation(numeric))
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    drifting_batches = MONITORING_BATCHES - DRIFT_FROM_BATCH
+    batches = []
+    for index in range(MONITORING_BATCHES):
+        version = 2 if index < RETRAINED_AT_BATCH else 3
+        reference = references[version]
+        frame = pool.sample(
+            int(rng.integers(BATCH_ROWS[0], BATCH_ROWS[1] + 1)),
+            replace=True,
+            random_state=int(rng.integers(2**31)),
+        ).reset_index(drop=True)
+        progress = index - DRIFT_FROM_BATCH + 1
+        if progress > 0:
+            shifted = round(len(numeric) * DRIFTED_SHARE_AT_END * progress / drifting_batches)
+            for column in drift_order[: max(2, shifted)]:
+                frame[column] = frame[column] + SHIFT_SD * pool[column].std()
+        if SITE_COLUMN in reference.columns:
+            mix = DRIFTED_SITE_MIX if progress > 2 else SITE_MIX
+            frame = _with_sites(frame, rng, mix)
+        batches.append(
+            DemoBatch(
+                project=project,
+                version=version,
+                window_start=today - timedelta(days=MONITORING_BATCHES - index),
+                frame=frame[list(reference.columns)],
+                reference=reference,
+            )
+        )
+    return batches
+
+
+def _clear_monitoring(client: Any, model: str) -> None:
+    """Delete the demo monitoring runs of a model left by an interrupted seed."""
+    from mlflow.entities import ViewType
+
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    if experiment is None:
+        return
+    query = f"{tag_filter(MODEL_TAG, model)} and {tag_filter(SEED_TAG, 'v1')}"
+    for run in client.search_runs(
+        [experiment.experiment_id], query, run_view_type=ViewType.ACTIVE_ONLY, max_results=5000
+    ):
+        client.delete_run(run.info.run_id)
 
 
 def _registered_model(client: Any, name: str) -> Any:

@@ -31,6 +31,7 @@ class Action(Enum):
     VIEW = ("view models, runs and the audit log", VIEWER)
     REQUEST_PROMOTION = ("request a promotion", OPERATOR)
     TRIGGER_RETRAINING = ("trigger retraining", OPERATOR)
+    CHECK_DRIFT = ("check data for drift and save the result", OPERATOR)
     DECIDE_PROMOTION = ("approve or reject a promotion", APPROVER)
     OVERRIDE_GATE = ("override a failing gate", ADMIN)
     EXECUTE_DIRECTLY = ("move an alias without approval (rollback)", ADMIN)

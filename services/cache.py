@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -37,6 +37,12 @@ from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
 from services.store import Store, open_store
 from services.tracking import TrackingGateway
+
+if TYPE_CHECKING:  # imported where used: only the Monitoring page needs drift (and pandas)
+    import pandas as pd
+
+    from services.drift import DriftSummary
+    from services.monitoring import MonitoringRun
 
 T = TypeVar("T")
 
@@ -382,3 +388,51 @@ def _model_version_signature(
     settings: Settings, name: str, version: int
 ) -> Fetched[ModelSignature | None]:
     return _fetch(lambda: gateway(settings).model_version_signature(name, version))
+
+
+# -- drift monitoring -----------------------------------------------------------------------------
+
+
+def monitoring_runs(settings: Settings, model: str) -> list[MonitoringRun]:
+    """A model's monitoring batches, oldest first."""
+    return _note_freshness(_monitoring_runs(settings, model))
+
+
+def monitored_models(settings: Settings) -> list[str]:
+    """The registered models with at least one monitoring batch, by name."""
+    return [
+        model.name for model in registered_models(settings) if monitoring_runs(settings, model.name)
+    ]
+
+
+def drift_summary(settings: Settings, run_id: str) -> DriftSummary:
+    """One batch's compact drift summary (``drift/summary.json``)."""
+    return _note_freshness(_drift_summary(settings, run_id))
+
+
+def drift_reference(settings: Settings, model: str, alias: str) -> tuple[int, pd.DataFrame]:
+    """The version an alias points at and its training run's reference sample."""
+    return _note_freshness(_drift_reference(settings, model, alias))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _monitoring_runs(settings: Settings, model: str) -> Fetched[list[MonitoringRun]]:
+    from services import monitoring
+
+    return _fetch(lambda: monitoring.monitoring_runs(gateway(settings), model))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
+def _drift_summary(settings: Settings, run_id: str) -> Fetched[DriftSummary]:
+    from services import monitoring
+
+    return _fetch(lambda: monitoring.load_summary(gateway(settings), run_id))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=8)
+def _drift_reference(
+    settings: Settings, model: str, alias: str
+) -> Fetched[tuple[int, pd.DataFrame]]:
+    from services import monitoring
+
+    return _fetch(lambda: monitoring.reference_for(gateway(settings), model, alias))

@@ -72,7 +72,8 @@ def plain(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _themed(figure: go.Figure, title: str) -> go.Figure:
+def themed(figure: go.Figure, title: str) -> go.Figure:
+    """Apply the one chart theme and an escaped title; every builder ends here."""
     figure.update_layout(title={"text": plain(title)}, **_LAYOUT)
     return figure
 
@@ -85,7 +86,7 @@ def empty_chart(title: str, message: str) -> go.Figure:
     )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
-    return _themed(figure, title)
+    return themed(figure, title)
 
 
 # -- metric histories ----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def history_chart(
         )
     figure.update_xaxes(title_text=X_AXIS_TITLES.get(x_axis, "Step"))
     figure.update_yaxes(type="log" if log_scale else "linear")
-    _themed(figure, metric)
+    themed(figure, metric)
     if len(series) > LEGEND_BELOW_MAX_ENTRIES:
         figure.update_layout(legend=_SIDE_LEGEND)
     return figure
@@ -189,7 +190,7 @@ def parallel_coordinates(
             },
         )
     )
-    _themed(figure, title)
+    themed(figure, title)
     figure.update_layout(margin={"l": 70, "r": 70, "t": 110, "b": 30})  # room for axis labels
     return figure
 
@@ -233,7 +234,7 @@ def scatter_chart(frame: pd.DataFrame, x: str, y: str, label_column: str = "Run"
     )
     figure.update_xaxes(title_text=plain(x))
     figure.update_yaxes(title_text=plain(y))
-    return _themed(figure, title)
+    return themed(figure, title)
 
 
 def box_chart(frame: pd.DataFrame, metric: str, group: str, label_column: str = "Run") -> go.Figure:
@@ -267,7 +268,7 @@ def box_chart(frame: pd.DataFrame, metric: str, group: str, label_column: str = 
     figure.update_layout(showlegend=False)
     figure.update_xaxes(title_text=plain(group), type="category")
     figure.update_yaxes(title_text=plain(metric))
-    return _themed(figure, title)
+    return themed(figure, title)
 
 
 # -- model versions ------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def version_trend_chart(model: str, metric: str, trend: Sequence[VersionMetric])
         ticktext=[f"v{v}" for v in versions],
     )
     figure.update_yaxes(title_text=plain(metric))
-    return _themed(figure, title)
+    return themed(figure, title)
 
 
 def version_metric_chart(
@@ -383,7 +384,7 @@ def version_metric_chart(
         title_text="Version", tickvals=versions, ticktext=[f"v{v}" for v in versions]
     )
     figure.update_yaxes(title_text=plain(metric))
-    return _themed(figure, title)
+    return themed(figure, title)
 
 
 def _alias_marks(moves: Sequence[AliasMove]) -> dict[int, list[tuple[str, str]]]:

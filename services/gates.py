@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from services.compare import inferred_lower_is_better
 from services.errors import NotFound
 from services.governance import Gates
+from services.monitoring import RED, UNKNOWN, drift_status, monitoring_runs
 from services.records import ModelVersionSummary, Run
 from services.registry import signature_comparison
 
@@ -70,7 +71,7 @@ def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateRe
     if gates.require_compatible_signature:
         results.append(_signature_gate(registry, request, champion))
     if gates.block_on_drift_alarm:
-        results.append(_drift_gate(request))
+        results.append(_drift_gate(services, request))
     return results
 
 
@@ -106,6 +107,11 @@ def _signature_gate(
     return GateResult(name, check.compatible, check.reason)
 
 
-def _drift_gate(request: PromotionRequest) -> GateResult:
-    # Drift monitoring lands with its own issue; until then no model can have an open alarm.
-    return GateResult("No open drift alarm", True, "no drift monitoring has run for this model")
+def _drift_gate(services: Services, request: PromotionRequest) -> GateResult:
+    name = "No open drift alarm"
+    status = drift_status(
+        monitoring_runs(services.registry, request.model), services.governance.drift
+    )
+    if status.level == UNKNOWN:
+        return GateResult(name, True, "no monitoring run for this model yet")
+    return GateResult(name, status.level != RED, f"{status.level}: {status.reason}")

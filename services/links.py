@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 Query = Mapping[str, Sequence[str]]
-View = TypeVar("View", "RunsView", "CompareView", "ModelView")
+View = TypeVar("View", "RunsView", "CompareView", "ModelView", "MonitoringView")
 
 EXPERIMENTS_PAGE = "pages/experiments.py"
 RUNS_PAGE = "pages/runs.py"
@@ -23,6 +23,7 @@ MODELS_PAGE = "pages/models.py"
 MODEL_PAGE = "pages/model.py"
 PROMOTIONS_PAGE = "pages/promotions.py"
 ADMIN_PAGE = "pages/admin.py"
+MONITORING_PAGE = "pages/monitoring.py"
 # URL paths: each equals its page's file name (see cache._rerun_through_the_frame).
 EXPERIMENTS_URL_PATH = "experiments"
 RUNS_URL_PATH = "runs"
@@ -32,6 +33,7 @@ MODELS_URL_PATH = "models"
 MODEL_URL_PATH = "model"
 PROMOTIONS_URL_PATH = "promotions"
 ADMIN_URL_PATH = "admin"
+MONITORING_URL_PATH = "monitoring"
 
 X_AXES = ("step", "wall", "relative")
 """History chart x-axes: step number, wall-clock time, or time since the run's first point."""
@@ -146,6 +148,33 @@ class ModelView:
         return _from_query(cls, query)
 
 
+@dataclass(frozen=True, slots=True)
+class MonitoringView:
+    """A model's drift monitoring: which model and alias, the time range, one batch in detail."""
+
+    model: str = ""
+    """The registered model; empty for the first model with monitoring runs."""
+    alias: str = ""
+    """Only batches monitored through this alias; empty for every alias."""
+    window_from: date | None = None
+    """Keep batches whose window ends on or after this day (UTC)."""
+    window_to: date | None = None
+    """Keep batches whose window starts on or before this day (UTC)."""
+    batch: str = ""
+    """The monitoring run shown in detail; empty for the newest batch."""
+    feature: str = ""
+    """The column whose distribution is drawn; empty for the most drifted one."""
+    ecdf: bool = False
+    """Draw a numeric column as cumulative distributions instead of histograms."""
+
+    def to_query(self) -> dict[str, list[str]]:
+        return _to_query(self, MonitoringView())
+
+    @classmethod
+    def from_query(cls, query: Query) -> MonitoringView:
+        return _from_query(cls, query)
+
+
 def _to_query(view: Any, default: Any) -> dict[str, list[str]]:
     query: dict[str, list[str]] = {}
     for spec in fields(view):
@@ -179,7 +208,7 @@ def _from_query(cls: type[View], query: Query) -> View:
                 values[spec.name] = raw[-1] in ("1", "true", "True")
             elif isinstance(current, float):
                 values[spec.name] = min(max(float(raw[-1]), 0.0), 0.99)
-            elif spec.name.startswith("started_"):
+            elif spec.type == "date | None":
                 values[spec.name] = date.fromisoformat(raw[-1])
             else:
                 values[spec.name] = raw[-1]

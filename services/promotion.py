@@ -38,7 +38,7 @@ from services.errors import (
 from services.gates import evaluate_gates
 from services.governance import LEGACY_STAGES, Governance
 from services.notifications import post_webhook
-from services.records import ModelVersionSummary, Run
+from services.records import ModelVersionSummary, Run, RunPage
 from services.store import Store, promotion_decisions, promotion_requests
 
 if TYPE_CHECKING:
@@ -71,6 +71,15 @@ class Registry(Protocol):
     def get_run(self, run_id: str) -> Run: ...
     def model_version_signature(self, name: str, version: int) -> ModelSignature | None: ...
     def model_aliases(self, name: str) -> dict[str, int]: ...
+    def experiment_id(self, name: str, create: bool = False) -> str | None: ...
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = ...,
+        max_results: int = 200,
+        page_token: str | None = None,
+    ) -> RunPage: ...
 
 
 @dataclass(frozen=True, slots=True)

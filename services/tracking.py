@@ -23,8 +23,8 @@ import mlflow.artifacts
 import requests
 import yaml
 from mlflow.entities import Experiment as MlflowExperiment
+from mlflow.entities import Metric, RunTag, ViewType
 from mlflow.entities import Run as MlflowRun
-from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -61,6 +61,12 @@ MAX_SEARCH_PAGE = 50_000
 BULK_HISTORY_PATH = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
 BULK_HISTORY_MAX_RUNS = 100
 """The bulk history endpoint's limit on runs per request."""
+LOG_BATCH_LIMIT = 1000
+"""MLflow's limit on metrics in one ``log_batch`` call."""
+LOG_BATCH_TAG_LIMIT = 100
+"""MLflow's limit on tags in one ``log_batch`` call."""
+MAX_TAG_VALUE = 8000
+"""MLflow's limit on the length of a run tag's value."""
 HISTORY_POINTS = 320
 """Points per run and metric for charts; what MLflow's own UI asks for."""
 MLMODEL_FILE = "MLmodel"
@@ -304,6 +310,121 @@ class TrackingGateway:
                 f"download {path}", self._client.download_artifacts, run_id, path, destination
             )
         )
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """One artifact file of a run, as bytes (through a temporary folder, removed after).
+
+        Raises:
+            NotFound: The run has no artifact at ``path``.
+        """
+        folder_path = path.rpartition("/")[0]
+        listed = self._call(
+            f"listing the artifacts of run {run_id}",
+            self._client.list_artifacts,
+            run_id,
+            folder_path or None,
+        )
+        if not any(a.path == path and not a.is_dir for a in listed):
+            raise errors.NotFound(
+                f"Run {run_id} has no artifact {path!r} at {self.uri}: it was never logged, or "
+                "the run failed before logging it."
+            )
+        with tempfile.TemporaryDirectory(prefix="flightdeck-artifact-") as folder:
+            local = self._call(
+                f"download {path} of run {run_id}",
+                self._client.download_artifacts,
+                run_id,
+                path,
+                folder,
+            )
+            return Path(local).read_bytes()
+
+    # -- runs: writes (monitoring) ---------------------------------------------------------------
+
+    def experiment_id(self, name: str, create: bool = False) -> str | None:
+        """The id of the active experiment called ``name``; created when asked and missing.
+
+        Returns None when it does not exist (or is deleted) and ``create`` is False.
+
+        Raises:
+            InvalidRequest: ``create`` is True but the experiment is in MLflow's trash; restore
+                it (or delete it for good) first.
+        """
+        found = self._call(f"experiment {name!r}", self._client.get_experiment_by_name, name)
+        if found is not None and found.lifecycle_stage != "deleted":
+            return str(found.experiment_id)
+        if not create:
+            return None
+        if found is not None:
+            raise errors.InvalidRequest(
+                f"Experiment {name!r} is in MLflow's trash at {self.uri}, so Flightdeck cannot "
+                "log to it. Restore it (mlflow experiments restore) or delete it for good."
+            )
+        try:
+            return str(
+                self._call(f"creating experiment {name!r}", self._client.create_experiment, name)
+            )
+        except errors.TrackingError:
+            # Another process may have created it in the meantime: use theirs.
+            again = self._call(f"experiment {name!r}", self._client.get_experiment_by_name, name)
+            if again is None or again.lifecycle_stage == "deleted":
+                raise
+            return str(again.experiment_id)
+
+    def create_run(
+        self,
+        experiment_id: str,
+        tags: Mapping[str, str],
+        start_time: datetime | None = None,
+    ) -> str:
+        """Start a run (status RUNNING) with tags; returns its id.
+
+        Args:
+            experiment_id: Where the run goes.
+            tags: Its tags; ``mlflow.runName`` names it.
+            start_time: When it started (aware); now when None.
+        """
+        started_ms = None if start_time is None else int(start_time.timestamp() * 1000)
+        run = self._call(
+            f"creating a run in experiment {experiment_id}",
+            self._client.create_run,
+            experiment_id,
+            start_time=started_ms,
+            tags=dict(tags),
+            run_name=tags.get(RUN_NAME_TAG),
+        )
+        return str(run.info.run_id)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        """Log one value (step 0, now) of each metric, in batches of 1,000 (MLflow's limit)."""
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        entries = [Metric(key, float(value), now_ms, 0) for key, value in metrics.items()]
+        for start in range(0, len(entries), LOG_BATCH_LIMIT):
+            self._call(
+                f"logging metrics of run {run_id}",
+                self._client.log_batch,
+                run_id,
+                metrics=entries[start : start + LOG_BATCH_LIMIT],
+            )
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a run in one call per 100 tags (values over MLflow's limit are cut)."""
+        entries = [RunTag(key, value[:MAX_TAG_VALUE]) for key, value in tags.items()]
+        for start in range(0, len(entries), LOG_BATCH_TAG_LIMIT):
+            self._call(
+                f"tagging run {run_id}",
+                self._client.log_batch,
+                run_id,
+                tags=entries[start : start + LOG_BATCH_TAG_LIMIT],
+            )
+
+    def log_artifact_text(self, run_id: str, path: str, text: str) -> None:
+        """Write ``text`` (UTF-8) as the run's artifact ``path``, e.g. ``drift/summary.json``."""
+        self._call(f"logging {path} to run {run_id}", self._client.log_text, run_id, text, path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """End a run with a terminal status: FINISHED, FAILED or KILLED."""
+        self._call(f"ending run {run_id}", self._client.set_terminated, run_id, status)
 
     def model_versions(self, filter_string: str) -> list[ModelVersionSummary]:
         """Registered model versions matching an MLflow filter, e.g. ``name = 'x'``."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from services.processes import ServerProcess, free_port, start_mlflow_server
@@ -93,3 +96,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = Path(str(item.fspath)).parent.name
         if folder in {"unit", "integration", "e2e"}:
             item.add_marker(folder)
+
+
+def monitoring_frame(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """A batch like a model's inputs: three numbers, a category and a class label.
+
+    With ``shift`` > 0, two numeric columns move by that many standard deviations and the
+    category's mix changes, so those three columns drift; ``size`` and ``target`` never do.
+    """
+    rng = np.random.default_rng(seed)
+    sites = ["north", "south", "east"]
+    mix = [0.5, 0.3, 0.2] if shift == 0 else [0.1, 0.2, 0.7]
+    return pd.DataFrame(
+        {
+            "alcohol": rng.normal(13.0 + shift, 1.0, rows),
+            "acidity": rng.normal(2.0 + shift * 0.5, 0.5, rows),
+            "size": rng.normal(100.0, 15.0, rows),
+            "site": rng.choice(sites, rows, p=mix),
+            "target": rng.integers(0, 3, rows),
+        }
+    )
+
+
+@pytest.fixture
+def monitored_model(mlflow_server: ServerProcess, unique_name: str) -> str:
+    """A registered model whose version 1 (``@champion``) has a training run that logged
+    ``reference/reference.parquet`` (see :func:`monitoring_frame`). Returns the model's name."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url)
+    experiment_id = client.create_experiment(unique_name)
+    run = client.create_run(experiment_id, run_name="train")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "reference.parquet"
+        monitoring_frame(400, seed=1).to_parquet(path, index=False)
+        client.log_artifact(run.info.run_id, str(path), "reference")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    client.create_registered_model(unique_name)
+    client.create_model_version(
+        unique_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(unique_name, "champion", "1")
+    return unique_name

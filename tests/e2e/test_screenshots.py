@@ -15,7 +15,10 @@ from playwright.sync_api import Page, expect
 
 from jobs.seed_demo import PROJECTS
 from services.processes import ServerProcess
+from services.settings import load_settings
+from services.tracking import TrackingGateway
 from tests.e2e.conftest import ARTIFACTS_DIR, wait_until_ready
+from tests.integration.test_monitoring_page import WINE, ensure_batches
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 
@@ -34,6 +37,12 @@ def full_page_shot(page: Page, path: Path) -> None:
     page.screenshot(path=str(path))
 
 
+def monitored_demo_model(url: str) -> None:
+    """Monitoring batches for the wine model, unless the demo seed logged them already."""
+    settings = load_settings({"MLFLOW_TRACKING_URI": url}, secrets_path=Path("/nonexistent"))
+    ensure_batches(TrackingGateway(settings), WINE, (0, 2, 6, 8))
+
+
 def view_paths(url: str) -> dict[str, str]:
     """The address of each view, on the wine demo experiment."""
     client = MlflowClient(url)
@@ -47,18 +56,21 @@ def view_paths(url: str) -> dict[str, str]:
         "compare": f"/compare?{compared}&metrics=val_log_loss&metrics=train_loss"
         "&across_runs=1&version_trend=1",
         "run": f"/run?run_id={sweep[0].info.run_id}",
+        "monitoring": f"/monitoring?model={PROJECTS[0].model}",
     }
 
 
-@pytest.mark.parametrize("view", ["experiments", "runs", "compare", "run"])
+@pytest.mark.parametrize("view", ["experiments", "runs", "compare", "run", "monitoring"])
 def test_screenshots_of_the_main_views(
     page: Page, dashboard: ServerProcess, seeded_server: ServerProcess, view: str
 ) -> None:
+    if view == "monitoring":
+        monitored_demo_model(seeded_server.url)
     page.set_viewport_size({"width": 1400, "height": 800})
     page.goto(dashboard.url + view_paths(seeded_server.url)[view])
     wait_until_ready(page)
     expect(page.locator("[role=gridcell]").first).to_be_attached(timeout=30_000)
-    if view == "compare":
+    if view in ("compare", "monitoring"):
         expect(page.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
     path = output_dir() / f"{view}.png"
     full_page_shot(page, path)

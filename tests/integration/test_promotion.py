@@ -573,3 +573,37 @@ def test_every_role_against_every_write(
         for open_one in promotion.list_requests(store, model=unique_name, statuses=("pending",)):
             promotion.cancel(services, Identity("ada", False, "admin"), open_one.request_id, "-")
     assert outcome == PERMISSIONS[role]
+
+
+def test_an_open_drift_alarm_blocks_approval(
+    monitored_model: str, client: MlflowClient, gateway: TrackingGateway, store: Store
+) -> None:
+    from datetime import date
+
+    from services import monitoring
+    from services.drift import compute_drift
+    from tests.conftest import monitoring_frame
+
+    run = client.get_model_version(monitored_model, "1").run_id
+    version = client.create_model_version(monitored_model, f"runs:/{run}/model", run_id=run)
+    client.log_metric(run, "eval_f1", 0.9)
+    version_number, reference = monitoring.reference_for(gateway, monitored_model, "champion")
+    for day in (1, 2):  # two drifted batches in a row: red with the default thresholds
+        start = datetime.combine(date(2026, 11, day), datetime.min.time(), tzinfo=UTC)
+        monitoring.log_monitoring_run(
+            gateway,
+            model=monitored_model,
+            version=version_number,
+            alias="champion",
+            window_start=start,
+            window_end=start + timedelta(days=1),
+            result=compute_drift(reference, monitoring_frame(300, seed=day, shift=3.0)),
+        )
+    services = Services(store, gateway, governance())
+    request = open_request(services, monitored_model, version=int(version.version))
+
+    drift_gate = evaluate_gates(services, request)[-1]
+    assert drift_gate.name == "No open drift alarm" and not drift_gate.passed
+    assert drift_gate.detail.startswith("red")
+    with pytest.raises(PromotionError, match="No open drift alarm"):
+        promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")

@@ -14,17 +14,24 @@ from services.settings import Settings, load_settings
 # Written out by hand on purpose: a change to a role's powers must change this table too.
 ALLOWED: dict[str, set[Action]] = {
     "viewer": {Action.VIEW},
-    "operator": {Action.VIEW, Action.REQUEST_PROMOTION, Action.TRIGGER_RETRAINING},
+    "operator": {
+        Action.VIEW,
+        Action.REQUEST_PROMOTION,
+        Action.TRIGGER_RETRAINING,
+        Action.CHECK_DRIFT,
+    },
     "approver": {
         Action.VIEW,
         Action.REQUEST_PROMOTION,
         Action.TRIGGER_RETRAINING,
+        Action.CHECK_DRIFT,
         Action.DECIDE_PROMOTION,
     },
     "admin": {
         Action.VIEW,
         Action.REQUEST_PROMOTION,
         Action.TRIGGER_RETRAINING,
+        Action.CHECK_DRIFT,
         Action.DECIDE_PROMOTION,
         Action.OVERRIDE_GATE,
         Action.EXECUTE_DIRECTLY,
@@ -35,6 +42,7 @@ LEAST_ROLE = {
     Action.VIEW: "viewer",
     Action.REQUEST_PROMOTION: "operator",
     Action.TRIGGER_RETRAINING: "operator",
+    Action.CHECK_DRIFT: "operator",
     Action.DECIDE_PROMOTION: "approver",
     Action.OVERRIDE_GATE: "admin",
     Action.EXECUTE_DIRECTLY: "admin",
