@@ -19,7 +19,8 @@ from services.aliases import CHALLENGER, CHAMPION
 from services.auth import Action, role_phrase
 from services.compare import model_filter
 from services.decision import decision_view
-from services.errors import FlightdeckError
+from services.errors import FlightdeckError, NotFound
+from services.formatting import escape_markdown
 from services.governance import LEGACY_STAGES
 from services.links import MODEL_PAGE
 
@@ -295,8 +296,17 @@ if not me.may(Action.REQUEST_PROMOTION):
         f"You are {role_phrase(me.role)}: requesting a promotion needs the operator role.",
         icon=":material/lock:",
     )
+prefill_model = (query.get("model") or [""])[0]
 try:
     models = [m.name for m in cache.registered_models(settings)]
+    if prefill_model and prefill_model not in models:
+        # Registered after the cached list was read: ask MLflow for this one model.
+        models.append(cache.registered_model(settings, prefill_model).name)
+except NotFound:
+    st.warning(
+        f"No registered model is named “{escape_markdown(prefill_model)}”: pick one below.",
+        icon=":material/search_off:",
+    )
 except FlightdeckError as exc:
     st.error(str(exc))
     st.stop()
@@ -304,7 +314,6 @@ if not models:
     st.info("No registered models yet: register a version from a run first.")
     st.stop()
 
-prefill_model = (query.get("model") or [""])[0]
 model = st.selectbox(
     "Model",
     models,

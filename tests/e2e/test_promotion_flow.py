@@ -58,6 +58,7 @@ def test_operator_requests_approver_approves_alias_moves_and_both_show(
     wait_until_ready(page)
     expect(page.get_by_text("Request: done")).to_be_visible(timeout=30_000)
     expect(page).to_have_url(re.compile(r"/promotions\?request=[0-9a-f]{32}"))
+    expect(page.get_by_role("heading", name=re.compile(f"^{name} v2"))).to_be_visible()
     decision_url = page.url
 
     approver = browser.new_context(viewport=VIEWPORT).new_page()  # type: ignore[arg-type]

@@ -71,3 +71,13 @@ def test_operator_requests_and_another_person_approves_and_the_alias_moves(
 def test_a_viewer_sees_why_they_cannot_request(mlflow_server: ServerProcess) -> None:
     at = promotions_page("vic")
     assert any("requesting a promotion needs the operator role" in i.value for i in at.info)
+
+
+def test_a_linked_model_registered_after_the_list_was_cached_is_preselected(
+    mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    promotions_page("omar")  # caches the list of registered models
+    make_model(MlflowClient(mlflow_server.url), unique_name, [0.80, 0.85])
+    at = promotions_page("omar", model=unique_name, version="2")
+    assert at.selectbox(key="promotions.model").value == unique_name
+    assert at.selectbox(key="promotions.version").value == 2
