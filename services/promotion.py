@@ -37,8 +37,9 @@ from services.errors import (
 )
 from services.gates import evaluate_gates
 from services.governance import LEGACY_STAGES, Governance
+from services.monitoring import RunReader
 from services.notifications import post_webhook
-from services.records import ModelVersionSummary, Run, RunPage
+from services.records import ModelVersionSummary, Run
 from services.store import Store, promotion_decisions, promotion_requests
 
 if TYPE_CHECKING:
@@ -59,8 +60,9 @@ TAG_PROMOTED_AT = "flightdeck.promoted_at"
 TAG_PROMOTED_TO = "flightdeck.promoted_to"
 
 
-class Registry(Protocol):
-    """What promotion needs from MLflow: :class:`services.tracking.TrackingGateway`."""
+class Registry(RunReader, Protocol):
+    """What promotion needs from MLflow (the drift gate reads monitoring runs too):
+    :class:`services.tracking.TrackingGateway`."""
 
     def get_model_version(self, name: str, version: int) -> ModelVersionSummary: ...
     def model_versions(self, filter_string: str) -> list[ModelVersionSummary]: ...
@@ -71,15 +73,6 @@ class Registry(Protocol):
     def get_run(self, run_id: str) -> Run: ...
     def model_version_signature(self, name: str, version: int) -> ModelSignature | None: ...
     def model_aliases(self, name: str) -> dict[str, int]: ...
-    def experiment_id(self, name: str, create: bool = False) -> str | None: ...
-    def search_runs(
-        self,
-        experiment_ids: Sequence[str],
-        filter_string: str = "",
-        order_by: Sequence[str] = ...,
-        max_results: int = 200,
-        page_token: str | None = None,
-    ) -> RunPage: ...
 
 
 @dataclass(frozen=True, slots=True)
