@@ -13,6 +13,7 @@
     ├── PromotionError              a promotion request cannot go on as asked
     │   └── PromotionConflict       the alias moved since the request, or it was already decided
     ├── DriftError                  drift cannot be computed: schema, empty input, no reference
+    ├── RetrainingError             a retraining cannot start or be cancelled as asked
     └── SeedError                   demo data could not be written
 
 Every message says what failed, where, and what to do next.
@@ -79,6 +80,11 @@ class PromotionConflict(PromotionError):
 class DriftError(FlightdeckError):
     """Drift cannot be computed: columns differ from the reference, the input is empty or of
     an unsupported type, or the model's reference sample is missing."""
+
+
+class RetrainingError(FlightdeckError):
+    """A retraining cannot go on as asked: one is already running for the model, the
+    parameters are invalid, or the engine could not start or cancel the job."""
 
 
 class SeedError(FlightdeckError):

@@ -81,6 +81,27 @@ audit_events = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+retraining_jobs = sa.Table(
+    "retraining_jobs",
+    METADATA,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("engine", sa.String(32), nullable=False),
+    sa.Column("engine_ref", sa.String(256), nullable=True),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("requested_by", sa.String(320), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("mlflow_run_id", sa.String(64), nullable=True),
+    sa.Column("new_version", sa.Integer, nullable=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+)
+
 
 class Store:
     """A connection pool to the application store.

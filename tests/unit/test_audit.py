@@ -227,7 +227,7 @@ def test_migration_creates_the_tables_and_reopening_is_a_no_op(store: Store, db:
     again = open_store(f"sqlite:///{db}")
     with again.read() as connection:
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert [tuple(row) for row in versions] == [("0001",)]
+        assert [tuple(row) for row in versions] == [("0002",)]
         assert len(audit.events(connection)) == 2
     assert verify(again).intact
 
