@@ -480,8 +480,8 @@ def _keyed(columns: Sequence[SignatureColumn]) -> dict[str, SignatureColumn]:
 def alias_moves_from_versions(aliases: Mapping[str, int], read_at: datetime) -> list[AliasMove]:
     """The alias moves the registry alone can tell: each alias's current holder, "current".
 
-    MLflow keeps no alias history; the audit log will. Until then a chart marks where each
-    alias points now, read at ``read_at``.
+    MLflow keeps no alias history (the audit log does: :mod:`services.alias_history`); these
+    mark where each alias points now, read at ``read_at``.
 
     Args:
         aliases: Alias → version, as the registered model holds them.
