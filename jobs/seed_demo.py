@@ -344,7 +344,7 @@ def _log_runs(
     Returns each run's id and end time (milliseconds since the Unix epoch), in order.
     """
     import mlflow.data
-    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import DatasetInput, InputTag, Metric
 
     training_frame = split.x_train.assign(target=split.y_train.values)
     dataset = mlflow.data.from_pandas(
@@ -399,15 +399,9 @@ def _log_runs(
                 "random_state": "7",
                 "n_features": str(split.x_train.shape[1]),
             }
-            for chunk_start in range(0, len(metrics), 1000):  # log_batch takes 1000 metrics
-                client.log_batch(
-                    run_id,
-                    metrics=metrics[chunk_start : chunk_start + 1000],
-                    params=[Param(k, v) for k, v in params.items()] if chunk_start == 0 else [],
-                    tags=[RunTag("flightdeck.job_id", f"seed-{run_id[:8]}")]
-                    if chunk_start == 0
-                    else [],
-                )
+            log_batches(
+                client, run_id, metrics, params, {"flightdeck.job_id": f"seed-{run_id[:8]}"}
+            )
             client.log_inputs(run_id, [dataset_input])
             client.log_artifact(run_id, str(reference_path), REFERENCE_ARTIFACT_DIR)
             end_ms = start_ms + 90_000 + index * 1000
@@ -634,6 +628,25 @@ def _clear_monitoring(client: Any, model: str) -> None:
         [experiment.experiment_id], query, run_view_type=ViewType.ACTIVE_ONLY, max_results=5000
     ):
         client.delete_run(run.info.run_id)
+
+
+def log_batches(
+    client: Any,
+    run_id: str,
+    metrics: list[Any],
+    params: dict[str, str],
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Log metrics in chunks of 1,000 (``log_batch``'s limit), params and tags with the first."""
+    from mlflow.entities import Param, RunTag
+
+    for start in range(0, max(len(metrics), 1), 1000):
+        client.log_batch(
+            run_id,
+            metrics=metrics[start : start + 1000],
+            params=[Param(k, v) for k, v in params.items()] if start == 0 else [],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()] if start == 0 else [],
+        )
 
 
 def _registered_model(client: Any, name: str) -> Any:

@@ -59,6 +59,7 @@ from jobs.seed_demo import (
     _load_split,
     _staged_history,
     _with_sites,
+    log_batches,
 )
 from services.errors import FlightdeckError
 from services.settings import apply_mlflow_environment, load_settings
@@ -194,7 +195,7 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
     import mlflow
     import mlflow.data
     import mlflow.sklearn
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
 
     project = request.project
     classification = project.task == "classification"
@@ -227,12 +228,7 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         "random_state": "7",
         "n_features": str(split.x_train.shape[1]),
     }
-    for chunk_start in range(0, len(entries), 1000):  # log_batch takes 1000 metrics
-        client.log_batch(
-            run_id,
-            metrics=entries[chunk_start : chunk_start + 1000],
-            params=[Param(k, v) for k, v in params.items()] if chunk_start == 0 else [],
-        )
+    log_batches(client, run_id, entries, params)
     _say(f"Logged {len(params)} params, {len(metrics)} metrics and {len(history)} histories.")
 
     training_frame = split.x_train.assign(target=split.y_train.values)
