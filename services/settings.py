@@ -71,6 +71,20 @@ class Settings:
     """Basic-auth password for the tracking server (``MLFLOW_TRACKING_PASSWORD``)."""
     mlflow_token: str | None = field(default=None, repr=False)
     """Bearer token for the tracking server (``MLFLOW_TRACKING_TOKEN``)."""
+    retraining_engine: str = "local"
+    """Where retraining jobs run: ``local`` (a subprocess), ``prefect`` or ``airflow``."""
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
+    """The Prefect 3 server's API, when the engine is ``prefect``."""
+    prefect_deployment: str = "flightdeck-retrain/flightdeck-retrain"
+    """The ``flow/deployment`` name ``make prefect-deploy`` registers."""
+    airflow_url: str = "http://127.0.0.1:8080"
+    """The Airflow 3 API server, when the engine is ``airflow``."""
+    airflow_dag_id: str = "flightdeck_retrain"
+    """The DAG ``jobs/airflow_dag.py`` defines."""
+    airflow_username: str | None = field(default=None, repr=False)
+    """Airflow user for ``/auth/token``."""
+    airflow_password: str | None = field(default=None, repr=False)
+    """Its password."""
 
     @property
     def mlflow_db_path(self) -> Path:
@@ -172,6 +186,35 @@ def load_settings(
         mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or mlflow_secrets.get("username"),
         mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or mlflow_secrets.get("password"),
         mlflow_token=env.get("MLFLOW_TRACKING_TOKEN") or mlflow_secrets.get("token"),
+        retraining_engine=_engine(
+            pick("FLIGHTDECK_RETRAINING_ENGINE", flightdeck_secrets, "retraining_engine", "local")
+        ),
+        prefect_api_url=pick(
+            "FLIGHTDECK_PREFECT_API_URL",
+            flightdeck_secrets,
+            "prefect_api_url",
+            "http://127.0.0.1:4200/api",
+        ).rstrip("/"),
+        prefect_deployment=pick(
+            "FLIGHTDECK_PREFECT_DEPLOYMENT",
+            flightdeck_secrets,
+            "prefect_deployment",
+            "flightdeck-retrain/flightdeck-retrain",
+        ),
+        airflow_url=pick(
+            "FLIGHTDECK_AIRFLOW_URL", flightdeck_secrets, "airflow_url", "http://127.0.0.1:8080"
+        ).rstrip("/"),
+        airflow_dag_id=pick(
+            "FLIGHTDECK_AIRFLOW_DAG_ID", flightdeck_secrets, "airflow_dag_id", "flightdeck_retrain"
+        ),
+        airflow_username=pick(
+            "FLIGHTDECK_AIRFLOW_USERNAME", flightdeck_secrets, "airflow_username", ""
+        )
+        or None,
+        airflow_password=pick(
+            "FLIGHTDECK_AIRFLOW_PASSWORD", flightdeck_secrets, "airflow_password", ""
+        )
+        or None,
     )
 
 
@@ -247,6 +290,18 @@ def _to_float(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, not {raw!r}.") from None
+
+
+RETRAINING_ENGINES = ("local", "prefect", "airflow")
+
+
+def _engine(raw: str) -> str:
+    if raw not in RETRAINING_ENGINES:
+        raise ConfigurationError(
+            f"FLIGHTDECK_RETRAINING_ENGINE must be one of {', '.join(RETRAINING_ENGINES)}, "
+            f"not {raw!r}."
+        )
+    return raw
 
 
 def _login_name() -> str:

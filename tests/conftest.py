@@ -90,6 +90,21 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     return f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
 
 
+def engine_venv(name: str) -> Path:
+    """The venv ``make engines`` built for a retraining engine (``prefect``, ``airflow``).
+
+    ``make test`` sets ``FLIGHTDECK_REQUIRE_ENGINES=1``: there a missing venv fails the test.
+    Run by hand without it, the test skips and says how to build the venv.
+    """
+    venv = PROJECT_ROOT / ".engines" / name
+    if (venv / ".installed").is_file():
+        return venv
+    message = f"the {name} engine's venv is missing: run `make engines` to build {venv}"
+    if os.environ.get("FLIGHTDECK_REQUIRE_ENGINES") == "1":
+        pytest.fail(message)
+    pytest.skip(f"SKIPPED ENGINE TEST: {message}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by its folder: unit/, integration/ or e2e/."""
     for item in items:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.errors import RetrainingError
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST = (
     "queued",
     "running",
@@ -25,6 +27,27 @@ ACTIVE_STATES = (QUEUED, RUNNING)
 """States of a run that has not finished: they hold the per-model lock."""
 FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED, LOST)
 """States a run never leaves."""
+
+
+TRAIN_MODULE = "jobs.train"
+"""The training job every engine runs; remote engines accept only its arguments."""
+
+
+def train_args(command: Sequence[str]) -> list[str]:
+    """The arguments of a ``python -m jobs.train ...`` command.
+
+    Remote engines (Prefect, Airflow) run the training on their own workers with the project's
+    Python, so they are sent these arguments rather than a command line: a flow or DAG that
+    accepted any command would run whatever its caller sends.
+
+    Raises:
+        RetrainingError: ``command`` is not ``<python> -m jobs.train ...``.
+    """
+    if len(command) < 3 or list(command[1:3]) != ["-m", TRAIN_MODULE]:
+        raise RetrainingError(
+            f"Remote engines run only `python -m {TRAIN_MODULE}`, not {' '.join(command)!r}."
+        )
+    return list(command[3:])
 
 
 @dataclass(frozen=True, slots=True)
