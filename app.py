@@ -28,6 +28,8 @@ from services.links import (
     MONITORING_URL_PATH,
     PROMOTIONS_PAGE,
     PROMOTIONS_URL_PATH,
+    RETRAINING_PAGE,
+    RETRAINING_URL_PATH,
     RUN_PAGE,
     RUN_URL_PATH,
     RUNS_PAGE,
@@ -90,6 +92,12 @@ navigation = st.navigation(
                 title="Monitoring",
                 icon=":material/monitoring:",
                 url_path=MONITORING_URL_PATH,
+            ),
+            st.Page(
+                RETRAINING_PAGE,
+                title="Retraining",
+                icon=":material/model_training:",
+                url_path=RETRAINING_URL_PATH,
             ),
         ],
         "Governance": [

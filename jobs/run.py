@@ -1,5 +1,6 @@
 """Start Flightdeck for ``make run``: the embedded MLflow server (unless ``MLFLOW_TRACKING_URI``
-points at another), demo data on first start, and the dashboard. Ctrl-C stops both.
+points at another), demo data on first start, the dashboard and the retraining scheduler.
+Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import time
 from types import FrameType
 
 from services.errors import FlightdeckError
-from services.processes import ServerProcess, port_in_use, start_dashboard, start_mlflow_server
+from services.processes import (
+    ServerProcess,
+    port_in_use,
+    start_dashboard,
+    start_mlflow_server,
+    start_scheduler,
+)
 from services.settings import Settings, load_settings, mlflow_client_environment
 
 SEEDED_MARKER = "demo-seeded"
@@ -49,8 +56,9 @@ def main() -> int:
                 settings.dashboard_port, dashboard_env, settings.data_dir / "dashboard.log"
             )
         )
+        servers.append(start_scheduler(dashboard_env, settings.data_dir / "scheduler.log"))
         print(
-            f"\n  MLflow     {settings.tracking_uri}\n  Flightdeck {servers[-1].url}\n"
+            f"\n  MLflow     {settings.tracking_uri}\n  Flightdeck {servers[-2].url}\n"
             f"\nLogs are in {settings.data_dir}. Press Ctrl-C to stop.\n",
             flush=True,
         )

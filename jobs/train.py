@@ -13,6 +13,9 @@ The run logs its parameters, held-out metrics (``eval_*``), per-stage histories 
 ``val_*``), its input dataset (``mlflow.log_input``) and its reference sample
 (``reference/reference.parquet``: the features, the categorical ``site`` column and the target,
 as the demo's runs have), then the model, which becomes a new version of the registered model.
+Before registering, the current ``@champion`` is scored on the same held-out rows: its metrics
+are logged on the run as ``champion_eval_*`` (with ``flightdeck.compared_with_version``) and the
+side-by-side table as ``evaluation/comparison.json``, which the promotion gates read.
 The run and the version carry the lineage tags ``flightdeck.trigger``, ``flightdeck.job_id``,
 ``flightdeck.requested_by`` and, when given, ``flightdeck.cause_run_id`` and
 ``flightdeck.policy``. Aliases are never changed: promotion is a separate, governed step.
@@ -61,17 +64,23 @@ from jobs.seed_demo import (
     _with_sites,
     log_batches,
 )
+from services.aliases import CHAMPION
 from services.errors import FlightdeckError
+from services.lineage import (
+    CAUSE_RUN_ID_TAG,
+    CHAMPION_METRIC_PREFIX,
+    COMPARED_WITH_TAG,
+    COMPARISON_ARTIFACT,
+    FAILURE_TAG,
+    JOB_ID_TAG,
+    POLICY_TAG,
+    REQUESTED_BY_TAG,
+    TRIGGER_TAG,
+)
 from services.settings import apply_mlflow_environment, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TRIGGERS = ("manual", "schedule", "drift", "decay")
-TRIGGER_TAG = "flightdeck.trigger"
-JOB_ID_TAG = "flightdeck.job_id"
-REQUESTED_BY_TAG = "flightdeck.requested_by"
-CAUSE_RUN_ID_TAG = "flightdeck.cause_run_id"
-POLICY_TAG = "flightdeck.policy"
-FAILURE_TAG = "flightdeck.failure"
 HYPERPARAMETERS = {"learning_rate": 0.1, "max_depth": 3, "subsample": 0.7}
 """The retrained model's settings: a strong point of the demo's sweep, for every project."""
 PIP_REQUIREMENTS = ["scikit-learn", "pandas"]
@@ -255,6 +264,7 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
             input_example=split.x_test.head(3),
         )
     _say(f"Logged the model {info.model_id}.")
+    _compare_with_champion(client, run_id, request.register_as, split, classification, metrics)
 
     primary = _primary_metric(client, request.register_as, classification)
     summary = f"{primary} {metrics[primary]:.3f}" if primary in metrics else "no primary metric"
@@ -269,6 +279,55 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         tags={**request.lineage, "model_family": "gradient_boosting"},
     )
     return int(version.version), summary
+
+
+def _compare_with_champion(
+    client: Any,
+    run_id: str,
+    model: str,
+    split: Any,
+    classification: bool,
+    metrics: dict[str, float],
+) -> None:
+    """Score the current champion on this run's held-out rows and log both side by side."""
+    import mlflow.sklearn
+    from mlflow.entities import Metric, RunTag
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model, CHAMPION)
+    except MlflowException:
+        _say(f"No @{CHAMPION} of {model} to compare with: the new version stands alone.")
+        return
+    champion_model = mlflow.sklearn.load_model(f"models:/{model}/{champion.version}")
+    scores = _evaluate(champion_model, split, classification)
+    comparison = {
+        "champion_version": int(champion.version),
+        "held_out_rows": len(split.x_test),
+        "metrics": {
+            key: {"challenger": metrics[key], "champion": scores[key]}
+            for key in metrics
+            if key in scores
+        },
+    }
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(f"{CHAMPION_METRIC_PREFIX}{key}", value, int(time.time() * 1000), 0)
+            for key, value in scores.items()
+        ],
+        tags=[RunTag(COMPARED_WITH_TAG, str(champion.version))],
+    )
+    client.log_dict(run_id, comparison, COMPARISON_ARTIFACT)
+    _say(
+        f"Compared with @{CHAMPION} (version {champion.version}) on the same "
+        f"{len(split.x_test)} held-out rows: "
+        + ", ".join(
+            f"{key} {row['champion']:.3f} → {row['challenger']:.3f}"
+            for key, row in comparison["metrics"].items()
+        )
+        + "."
+    )
 
 
 def _primary_metric(client: Any, model: str, classification: bool) -> str:

@@ -7,6 +7,7 @@ Failures are never cached: a page that hit an outage asks again on the next reru
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import streamlit as st
 
 from services import promotion
 from services.auth import Identity
+from services.errors import FlightdeckError
 from services.governance import Governance
 from services.records import (
     ArtifactEntry,
@@ -32,6 +34,9 @@ from services.records import (
     RunPage,
     ServerInfo,
 )
+from services.retraining.base import Backend
+from services.retraining.engines import backend_for
+from services.retraining.jobs import mark_lost_at_startup
 from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
@@ -134,6 +139,20 @@ def promotion_services(config: Settings) -> promotion.Services:
     return promotion.Services(
         store=store(config), registry=gateway(config), governance=governance()
     )
+
+
+@st.cache_resource(show_spinner=False)
+def _retraining_backend(config: Settings) -> Backend:
+    backend = backend_for(config)
+    with contextlib.suppress(FlightdeckError):  # the engine may be down: the page says so later
+        mark_lost_at_startup(store(config), backend)
+    return backend
+
+
+def retraining_backend(config: Settings) -> Backend:
+    """The configured retraining engine; at its first use in this process, jobs that are
+    neither running nor finished are marked lost."""
+    return _retraining_backend(config)
 
 
 @st.cache_resource(show_spinner=False)

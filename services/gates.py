@@ -6,13 +6,16 @@ Which gates apply, and their thresholds, come from ``flightdeck.toml`` (:class:`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from services.compare import inferred_lower_is_better
 from services.errors import NotFound
-from services.governance import Gates
-from services.monitoring import RED, UNKNOWN, drift_status, monitoring_runs
+from services.governance import DriftThresholds, Gates
+from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG
+from services.monitoring import RED, UNKNOWN, MonitoringRun, drift_status, monitoring_runs
 from services.records import ModelVersionSummary, Run
 from services.registry import signature_comparison
 
@@ -34,29 +37,33 @@ class GateResult:
 
 def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateResult]:
     """The configured gates for ``request``, each with its verdict and figures."""
-    gates = services.governance.gates_for(request.model)
+    return evaluate_candidate(services, request.model, request.version, request.expected_holder)
+
+
+def evaluate_candidate(
+    services: Services, model: str, version: int, holder: int | None
+) -> list[GateResult]:
+    """The configured gates for moving ``model``'s target from ``holder`` to ``version``; the
+    retraining loop asks this before it opens a request."""
+    gates = services.governance.gates_for(model)
     registry = services.registry
     try:
-        challenger = registry.get_model_version(request.model, request.version)
+        challenger = registry.get_model_version(model, version)
     except NotFound:
         return [
             GateResult(
                 "The version still exists",
                 False,
-                f"version {request.version} was deleted after the request: reject or cancel it",
+                f"version {version} was deleted after the request: reject or cancel it",
             )
         ]
     try:
-        champion = (
-            registry.get_model_version(request.model, request.expected_holder)
-            if request.expected_holder is not None
-            else None
-        )
+        champion = registry.get_model_version(model, holder) if holder is not None else None
     except NotFound:  # the holder was deleted since: compare with nothing
         champion = None
     challenger_run = registry.get_run(challenger.run_id) if challenger.run_id else None
     champion_run = registry.get_run(champion.run_id) if champion and champion.run_id else None
-    results = [_improvement_gate(gates, challenger_run, champion_run)]
+    results = [_improvement_gate(gates, challenger_run, champion_run, champion)]
     if gates.require_evaluation:
         value = challenger_run.metrics.get(gates.primary_metric) if challenger_run else None
         results.append(
@@ -69,19 +76,33 @@ def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateRe
             )
         )
     if gates.require_compatible_signature:
-        results.append(_signature_gate(registry, request, champion))
+        results.append(_signature_gate(registry, model, version, champion))
     if gates.block_on_drift_alarm:
-        results.append(_drift_gate(services, request))
+        results.append(_drift_gate(services, model, challenger))
     return results
 
 
-def _improvement_gate(gates: Gates, challenger: Run | None, champion: Run | None) -> GateResult:
+def _improvement_gate(
+    gates: Gates,
+    challenger: Run | None,
+    champion: Run | None,
+    champion_version: ModelVersionSummary | None,
+) -> GateResult:
+    """The primary metric's improvement: on the challenger's own held-out set when its run
+    scored this champion there too (retraining does), else the two runs' own evaluations."""
     metric = gates.primary_metric
     name = f"{metric} improves by at least {gates.min_improvement:g}"
     new = challenger.metrics.get(metric) if challenger else None
-    if champion is None:
+    if champion is None or champion_version is None:
         return GateResult(name, True, "no current holder to compare with")
     old = champion.metrics.get(metric)
+    same_data = (
+        challenger is not None
+        and challenger.tags.get(COMPARED_WITH_TAG) == str(champion_version.version)
+        and f"{CHAMPION_METRIC_PREFIX}{metric}" in challenger.metrics
+    )
+    if same_data and challenger is not None:
+        old = challenger.metrics[f"{CHAMPION_METRIC_PREFIX}{metric}"]
     if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
         return GateResult(name, False, f"{metric} is missing on one of the two versions' runs")
     higher = (
@@ -91,27 +112,51 @@ def _improvement_gate(gates: Gates, challenger: Run | None, champion: Run | None
     )
     improvement = (new - old) if higher else (old - new)
     detail = f"{old:.4g} → {new:.4g} ({'+' if improvement >= 0 else ''}{improvement:.4g})"
+    if same_data:
+        detail += " on the same held-out data"
     return GateResult(name, improvement >= gates.min_improvement, detail)
 
 
 def _signature_gate(
-    registry: Registry, request: PromotionRequest, champion: ModelVersionSummary | None
+    registry: Registry, model: str, version: int, champion: ModelVersionSummary | None
 ) -> GateResult:
     name = "The signatures are compatible"
     if champion is None:
         return GateResult(name, True, "no current holder to compare with")
     check = signature_comparison(
-        registry.model_version_signature(request.model, champion.version),
-        registry.model_version_signature(request.model, request.version),
+        registry.model_version_signature(model, champion.version),
+        registry.model_version_signature(model, version),
     )
     return GateResult(name, check.compatible, check.reason)
 
 
-def _drift_gate(services: Services, request: PromotionRequest) -> GateResult:
+def _drift_gate(services: Services, model: str, challenger: ModelVersionSummary) -> GateResult:
+    """Red blocks a version made before the alarm; one registered after the alarm began is the
+    response to it (a retraining), so the alarm does not hold it back."""
     name = "No open drift alarm"
-    status = drift_status(
-        monitoring_runs(services.registry, request.model), services.governance.drift
-    )
+    runs = monitoring_runs(services.registry, model)
+    thresholds = services.governance.drift
+    status = drift_status(runs, thresholds)
     if status.level == UNKNOWN:
         return GateResult(name, True, "no monitoring run for this model yet")
-    return GateResult(name, status.level != RED, f"{status.level}: {status.reason}")
+    if status.level != RED:
+        return GateResult(name, True, f"{status.level}: {status.reason}")
+    began = alarm_began(runs, thresholds)
+    if began is not None and challenger.created_at is not None and challenger.created_at > began:
+        return GateResult(
+            name,
+            True,
+            f"red ({status.reason}), but version {challenger.version} was registered after the "
+            f"alarm began on {began:%Y-%m-%d %H:%M} UTC: it is the response to it",
+        )
+    return GateResult(name, False, f"{status.level}: {status.reason}")
+
+
+def alarm_began(runs: Sequence[MonitoringRun], thresholds: DriftThresholds) -> datetime | None:
+    """When the current run of batches at the alarm share began: the first one's window end."""
+    began = None
+    for run in sorted(runs, key=lambda r: (r.window_start, r.window_end), reverse=True):
+        if run.drift_share < thresholds.alarm_share:
+            break
+        began = run.window_end
+    return began

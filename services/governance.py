@@ -27,6 +27,15 @@ The file is configuration, not a secret: credentials never go here. Example::
     warning_share = 0.2           # last `consecutive` batches reach the alarm share
     alarm_share = 0.3
     consecutive = 2
+
+    [retraining.default]          # when the scheduler retrains a model (manual always works)
+    schedule = ""                 # cron, e.g. "0 3 * * 1"; empty: off
+    drift_red_batches = 3         # batches in a row at the alarm share; 0: off
+    decay_threshold = 0.0         # primary-metric loss on labelled batches; 0: off
+    cooldown_hours = 24           # no automatic retrain this soon after the last one
+    max_per_week = 3              # automatic retrains per model in any 7 days
+    promote_to = "champion"       # the alias a better version is proposed for
+    auto_approve = false          # only for an alias other than the production one
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from services.aliases import CHAMPION
 from services.errors import ConfigurationError
 
 ROLES = ("viewer", "operator", "approver", "admin")
@@ -78,6 +88,33 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrainingPolicy:
+    """When the scheduler retrains a model, what guards it, and where a better version goes."""
+
+    schedule: str = ""
+    """A cron expression (minute hour day month weekday, UTC); empty for no schedule."""
+    drift_red_batches: int = 0
+    """Retrain after this many monitoring batches in a row at the alarm share; 0 for never."""
+    decay_threshold: float = 0.0
+    """Retrain when a labelled batch's primary metric is this much worse than the champion's
+    held-out score (in the metric's units); 0 for never."""
+    cooldown_hours: float = 24.0
+    """No automatic retrain within this many hours of the model's last retrain."""
+    max_per_week: int = 3
+    """At most this many automatic retrains of the model in any 7 days."""
+    promote_to: str = CHAMPION
+    """The alias a retrained version that passes the gates is proposed for."""
+    auto_approve: bool = False
+    """Approve that proposal without a person; allowed only when ``promote_to`` is not the
+    production alias."""
+
+    @property
+    def automatic(self) -> bool:
+        """True when any trigger besides manual is on."""
+        return bool(self.schedule or self.drift_red_batches or self.decay_threshold)
+
+
+@dataclass(frozen=True, slots=True)
 class Governance:
     """Roles, the promotion policy and the gates, as configured."""
 
@@ -97,10 +134,18 @@ class Governance:
     """Gates per registered model name."""
     drift: DriftThresholds = field(default_factory=DriftThresholds)
     """Drift status thresholds, for every model."""
+    default_retraining: RetrainingPolicy = field(default_factory=RetrainingPolicy)
+    """Retraining policy for models without their own section."""
+    model_retraining: Mapping[str, RetrainingPolicy] = field(default_factory=dict)
+    """Retraining policy per registered model name."""
 
     def gates_for(self, model: str) -> Gates:
         """The gates that apply to ``model``."""
         return self.model_gates.get(model, self.default_gates)
+
+    def retraining_for(self, model: str) -> RetrainingPolicy:
+        """The retraining policy that applies to ``model``."""
+        return self.model_retraining.get(model, self.default_retraining)
 
     @property
     def configured_users(self) -> tuple[str, ...]:
@@ -167,7 +212,16 @@ def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") ->
         )
     if not isinstance(consecutive, int) or consecutive < 1:
         raise ConfigurationError(f"{where}: monitoring.consecutive must be 1 or more.")
+    retraining = _table(data, "retraining", where)
+    default_retraining = parse_policy(
+        _table(retraining, "default", where), RetrainingPolicy(), "retraining.default", where
+    )
     return Governance(
+        default_retraining=default_retraining,
+        model_retraining={
+            name: parse_policy(section, default_retraining, f'retraining.models."{name}"', where)
+            for name, section in _table(retraining, "models", where).items()
+        },
         drift=DriftThresholds(float(warning), float(alarm), consecutive),
         role_members=role_members,
         target=target,
@@ -209,3 +263,54 @@ def _gates(section: Any, base: Gates, key: str, where: str) -> Gates:
     if "min_improvement" in values:
         values["min_improvement"] = float(values["min_improvement"])
     return replace(base, **values)
+
+
+_POLICY_TYPES: Mapping[str, Any] = {
+    "schedule": str,
+    "drift_red_batches": int,
+    "decay_threshold": int | float,
+    "cooldown_hours": int | float,
+    "max_per_week": int,
+    "promote_to": str,
+    "auto_approve": bool,
+}
+
+
+def parse_policy(
+    section: Any, base: RetrainingPolicy, key: str, where: str = "flightdeck.toml"
+) -> RetrainingPolicy:
+    """``base`` with the keys of one ``[retraining...]`` table applied, each one checked.
+
+    Raises:
+        ConfigurationError: An unknown key, a wrong type, a negative number, an invalid cron
+            expression, or auto-approval into the production alias.
+    """
+    from services.retraining.cron import CronSchedule  # cron is pure; imported late
+
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"{where}: [{key}] must be a table.")
+    unknown = sorted(set(section) - set(_POLICY_TYPES))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown setting {', '.join(unknown)} in [{key}]; settings are "
+            f"{', '.join(_POLICY_TYPES)}."
+        )
+    values: dict[str, Any] = {}
+    for name, value in section.items():
+        expected = _POLICY_TYPES[name]
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            raise ConfigurationError(f"{where}: {key}.{name} has the wrong type.")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ConfigurationError(f"{where}: {key}.{name} cannot be negative.")
+        values[name] = float(value) if expected == int | float else value
+    policy = replace(base, **values)
+    if policy.schedule.strip():
+        CronSchedule.parse(policy.schedule, f"{where}: {key}.schedule")
+    if not policy.promote_to.strip():
+        raise ConfigurationError(f"{where}: {key}.promote_to must name an alias.")
+    if policy.auto_approve and policy.promote_to == CHAMPION:
+        raise ConfigurationError(
+            f"{where}: {key}.auto_approve may only be on for an alias other than {CHAMPION!r}: "
+            "the production alias always needs a person's approval."
+        )
+    return policy

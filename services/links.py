@@ -24,6 +24,7 @@ MODEL_PAGE = "pages/model.py"
 PROMOTIONS_PAGE = "pages/promotions.py"
 ADMIN_PAGE = "pages/admin.py"
 MONITORING_PAGE = "pages/monitoring.py"
+RETRAINING_PAGE = "pages/retraining.py"
 # URL paths: each equals its page's file name (see cache._rerun_through_the_frame).
 EXPERIMENTS_URL_PATH = "experiments"
 RUNS_URL_PATH = "runs"
@@ -34,6 +35,7 @@ MODEL_URL_PATH = "model"
 PROMOTIONS_URL_PATH = "promotions"
 ADMIN_URL_PATH = "admin"
 MONITORING_URL_PATH = "monitoring"
+RETRAINING_URL_PATH = "retraining"
 
 X_AXES = ("step", "wall", "relative")
 """History chart x-axes: step number, wall-clock time, or time since the run's first point."""

@@ -91,8 +91,12 @@ class MonitoringRun:
     """True when Evidently judged the whole dataset drifted."""
     scores: Mapping[str, float] = field(default_factory=dict)
     """Column -> drift score (a p-value or a distance, see the summary for which)."""
+    performance: Mapping[str, float] = field(default_factory=dict)
+    """The model's ``eval_*`` metrics on the batch, when the batch had labels."""
 
 
+PERFORMANCE_PREFIX = "eval_"
+"""Monitoring runs of labelled batches log the model's metrics as training runs do."""
 GREEN, AMBER, RED, UNKNOWN = "green", "amber", "red", "unknown"
 """Drift status levels, from :func:`drift_status`."""
 
@@ -384,6 +388,7 @@ def _monitoring_record(
         drifted_columns=int(metrics.get(DRIFTED_COLUMNS, 0)),
         dataset_drift=bool(metrics.get(DATASET_DRIFT, 0.0) >= 0.5),
         scores=scores,
+        performance={k: v for k, v in metrics.items() if k.startswith(PERFORMANCE_PREFIX)},
     )
 
 

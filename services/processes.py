@@ -157,6 +157,12 @@ def start_dashboard(port: int, env: dict[str, str], log_path: Path) -> ServerPro
     return server
 
 
+def start_scheduler(env: dict[str, str], log_path: Path) -> ServerProcess:
+    """Run ``python -m jobs.scheduler`` in the background (retraining policies, job follow-up)."""
+    command = [sys.executable, "-m", "jobs.scheduler"]
+    return _spawn("scheduler", "", command, env, log_path)
+
+
 def _spawn(
     name: str, url: str, command: list[str], env: dict[str, str], log_path: Path
 ) -> ServerProcess:

@@ -39,7 +39,7 @@ from services.gates import evaluate_gates
 from services.governance import LEGACY_STAGES, Governance
 from services.monitoring import RunReader
 from services.notifications import post_webhook
-from services.records import ModelVersionSummary, Run
+from services.records import ModelVersionSummary, RegisteredModel, Run
 from services.store import Store, promotion_decisions, promotion_requests
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Registry(RunReader, Protocol):
     def get_run(self, run_id: str) -> Run: ...
     def model_version_signature(self, name: str, version: int) -> ModelSignature | None: ...
     def model_aliases(self, name: str) -> dict[str, int]: ...
+    def registered_models(self) -> list[RegisteredModel]: ...
 
 
 @dataclass(frozen=True, slots=True)

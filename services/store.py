@@ -55,6 +55,20 @@ promotion_requests = sa.Table(
     sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
 )
 
+policy_decisions = sa.Table(
+    "policy_decisions",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("cause", sa.String(128), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.UniqueConstraint("model", "trigger", "cause", name="uq_policy_decision_cause"),
+)
+
 promotion_decisions = sa.Table(
     "promotion_decisions",
     METADATA,
@@ -100,6 +114,8 @@ retraining_jobs = sa.Table(
     sa.Column("mlflow_run_id", sa.String(64), nullable=True),
     sa.Column("new_version", sa.Integer, nullable=True),
     sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("promotion_request_id", sa.String(32), nullable=True),
 )
 
 

@@ -82,6 +82,10 @@ class RetrainingJob:
     """The model version the training registered, once known."""
     idempotency_key: str
     """The key the request came with; the same key returns this job."""
+    outcome: str | None = None
+    """What became of the new version once judged (proposed, or why not); None until then."""
+    promotion_request_id: str | None = None
+    """The promotion request opened for the new version, if any."""
 
     @property
     def is_active(self) -> bool:
@@ -471,6 +475,8 @@ def _job(row: Any) -> RetrainingJob:
         mlflow_run_id=row.mlflow_run_id,
         new_version=row.new_version,
         idempotency_key=row.idempotency_key,
+        outcome=row.outcome,
+        promotion_request_id=row.promotion_request_id,
     )
 
 

@@ -1,0 +1,114 @@
+"""The retraining scheduler: ``python -m jobs.scheduler`` (started by ``make run``).
+
+Every ``--interval`` seconds it follows the retraining jobs (recording outcomes and proposing
+versions that pass the gates, even with no page open), then judges each model's retraining
+policy from ``flightdeck.toml`` and starts what fires. Each decision is recorded and audited once
+per cause, including the ones a cooldown or budget blocked. ``--once`` runs a single pass.
+
+Exit status: 0 after ``--once`` or on Ctrl-C; 2 when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from services import promotion
+from services.errors import FlightdeckError
+from services.governance import load_governance
+from services.retraining.engines import backend_for, job_environment
+from services.retraining.jobs import mark_lost_at_startup
+from services.retraining.loop import follow_jobs
+from services.retraining.scheduler import run_policies
+from services.settings import apply_mlflow_environment, load_settings
+from services.store import open_store
+from services.tracking import TrackingGateway
+
+DEFAULT_INTERVAL_S = 30.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s scheduler %(message)s", level=logging.INFO)
+    log = logging.getLogger("flightdeck.scheduler")
+    try:
+        settings = load_settings()
+        governance = load_governance(settings.governance_path)
+        apply_mlflow_environment(settings)
+        services = promotion.Services(
+            store=open_store(settings.store_url),
+            registry=TrackingGateway(settings),
+            governance=governance,
+        )
+    except FlightdeckError as exc:
+        print(f"Error: the scheduler cannot start: {exc}", file=sys.stderr)
+        return 2
+    backend = backend_for(settings)
+    signal.signal(signal.SIGTERM, _stop)
+    # A schedule that fell due while nothing ran fires at most once, on the first pass.
+    last_check = datetime.now(UTC) - timedelta(seconds=args.interval)
+    try:
+        for job in mark_lost_at_startup(services.store, backend):
+            log.info("job %s of %s is %s", job.job_id[:8], job.model, job.status)
+    except FlightdeckError as exc:
+        log.warning("could not check the jobs left from before: %s", exc)
+    log.info("started: %s engine, a pass every %g s", backend.name, args.interval)
+    try:
+        while True:
+            now = datetime.now(UTC)
+            try:
+                for job in follow_jobs(services, backend):
+                    log.info(
+                        "job %s of %s: %s %s",
+                        job.job_id[:8],
+                        job.model,
+                        job.status,
+                        job.outcome or "",
+                    )
+                for decision in run_policies(
+                    services, backend, job_environment(settings), last_check=last_check, now=now
+                ):
+                    log.info(
+                        "%s %s by %s: %s",
+                        decision.model,
+                        decision.outcome,
+                        decision.trigger,
+                        decision.reason,
+                    )
+                last_check = now
+            except FlightdeckError as exc:  # MLflow or the store is down: try again next pass
+                log.warning("pass skipped: %s", exc)
+            if args.once:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.scheduler",
+        description="Follow retraining jobs and run the retraining policies on an interval.",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"seconds between passes (default {DEFAULT_INTERVAL_S:g})",
+    )
+    parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

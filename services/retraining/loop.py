@@ -1,0 +1,177 @@
+"""Closing the loop: a finished retraining becomes a judged version and, if it passes, a request.
+
+For each succeeded job not judged yet: find the version it registered (by its
+``flightdeck.job_id`` tag), run the promotion gates against the current holder of the policy's
+target alias (the training job already scored that champion on the same held-out rows), and when
+every gate passes, open a promotion request in the requester's name. A person approves it, unless
+the policy auto-approves a non-production alias. The outcome is written on the job and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from services import audit, promotion
+from services.aliases import CHAMPION
+from services.auth import Identity
+from services.compare import model_filter
+from services.errors import FlightdeckError
+from services.gates import GateResult, evaluate_candidate
+from services.governance import RetrainingPolicy
+from services.lineage import JOB_ID_TAG
+from services.retraining.base import SUCCEEDED, Backend
+from services.retraining.jobs import SYSTEM_ACTOR, RetrainingJob, get_job, refresh_jobs
+from services.store import retraining_jobs
+
+POLICY_APPROVER = "flightdeck-policy"
+"""Who approves when a policy auto-approves a non-production alias."""
+
+
+def follow_jobs(services: promotion.Services, backend: Backend) -> list[RetrainingJob]:
+    """Record what the engine reports, then judge every succeeded job not judged yet.
+
+    Returns the jobs that changed. Safe to run from several processes: judging a job is
+    idempotent (its request has a key derived from the job).
+    """
+    changed = {job.job_id: job for job in refresh_jobs(services.store, backend)}
+    for job in unjudged_jobs(services):
+        changed[job.job_id] = close_loop(services, job)
+    return list(changed.values())
+
+
+def unjudged_jobs(services: promotion.Services) -> list[RetrainingJob]:
+    """Succeeded jobs whose version was not judged yet."""
+    with services.store.read() as connection:
+        ids = (
+            connection.execute(
+                sa.select(retraining_jobs.c.id).where(
+                    retraining_jobs.c.status == SUCCEEDED, retraining_jobs.c.outcome.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [get_job(services.store, job_id) for job_id in ids]
+
+
+def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJob:
+    """Judge a succeeded job's version and propose it when the gates pass.
+
+    Failures to reach MLflow leave the job unjudged, so the next call tries again.
+    """
+    policy = services.governance.retraining_for(job.model)
+    try:
+        version = _registered_version(services, job)
+        if version is None:
+            return _record(services, job, "The job registered no version: nothing to judge.")
+        run_id = services.registry.get_model_version(job.model, version).run_id
+        holder = promotion.current_holder(
+            services.registry, job.model, services.governance.target, policy.promote_to
+        )
+        results = evaluate_candidate(services, job.model, version, holder)
+    except FlightdeckError:
+        return job
+    failing = [g for g in results if not g.passed]
+    if failing:
+        outcome = f"Version {version} was not proposed: " + "; ".join(
+            f"{g.name} failed ({g.detail})" for g in failing
+        )
+        return _record(services, job, outcome, version=version, run_id=run_id, gates=results)
+    try:
+        request = promotion.request_promotion(
+            services,
+            Identity(job.requested_by, authenticated=True, role="operator", source="retraining"),
+            model=job.model,
+            version=version,
+            target=policy.promote_to,
+            reason=_reason(job, results),
+            rollback_plan=f"Roll back to version {holder}." if holder else "Remove the alias.",
+            idempotency_key=f"retraining:{job.job_id}",
+        )
+    except FlightdeckError as exc:
+        outcome = f"Version {version} passed the gates but was not proposed: {exc}"
+        return _record(services, job, outcome, version=version, run_id=run_id, gates=results)
+    outcome = (
+        f"Version {version} passed the gates and was proposed for @{policy.promote_to} "
+        f"(request {request.request_id[:8]})."
+    )
+    job = _record(
+        services,
+        job,
+        outcome,
+        version=version,
+        run_id=run_id,
+        gates=results,
+        request_id=request.request_id,
+    )
+    if _may_auto_approve(policy):
+        promotion.decide(
+            services,
+            Identity(POLICY_APPROVER, authenticated=True, role="approver", source="policy"),
+            request.request_id,
+            approve=True,
+            comment=f"Auto-approved by the retraining policy for @{policy.promote_to}.",
+        )
+    return job
+
+
+def _may_auto_approve(policy: RetrainingPolicy) -> bool:
+    return policy.auto_approve and policy.promote_to != CHAMPION  # config refuses it too
+
+
+def _registered_version(services: promotion.Services, job: RetrainingJob) -> int | None:
+    if job.new_version is not None:
+        return job.new_version
+    versions = services.registry.model_versions(model_filter(job.model))
+    made = [v.version for v in versions if v.tags.get(JOB_ID_TAG) == job.job_id]
+    return max(made, default=None)
+
+
+def _reason(job: RetrainingJob, results: Sequence[GateResult]) -> str:
+    figures = results[0].detail if results else ""
+    return (
+        f"Retrained by job {job.job_id[:8]} ({job.trigger}, requested by {job.requested_by}); "
+        f"{results[0].name if results else 'gates'}: {figures}."
+    )
+
+
+def _record(
+    services: promotion.Services,
+    job: RetrainingJob,
+    outcome: str,
+    *,
+    version: int | None = None,
+    run_id: str | None = None,
+    gates: Sequence[GateResult] = (),
+    request_id: str | None = None,
+) -> RetrainingJob:
+    with services.store.write() as connection:
+        updated = connection.execute(
+            retraining_jobs.update()
+            .where(retraining_jobs.c.id == job.job_id, retraining_jobs.c.outcome.is_(None))
+            .values(
+                outcome=outcome,
+                new_version=version,
+                mlflow_run_id=run_id or job.mlflow_run_id,
+                promotion_request_id=request_id,
+            )
+        ).rowcount
+        if updated:
+            audit.append(
+                connection,
+                actor=SYSTEM_ACTOR,
+                action="retraining.judged",
+                subject=audit.subject_for(job.model),
+                request_id=request_id,
+                details={
+                    "job_id": job.job_id,
+                    "version": version,
+                    "outcome": outcome,
+                    "gates": [
+                        {"name": g.name, "passed": g.passed, "detail": g.detail} for g in gates
+                    ],
+                },
+            )
+    return get_job(services.store, job.job_id)
