@@ -8,6 +8,7 @@ the model's experiment::
     python -m jobs.train --model wine-classifier --trigger drift --cause-run-id <monitoring run> \\
         --policy nightly-drift --job-id 42 --requested-by scheduler
     python -m jobs.train --model wine-classifier --experiment scratch --register-as wine-copy
+    python -m jobs.train --model wine-copy      # a model created by --register-as, by its tag
 
 The run logs its parameters, held-out metrics (``eval_*``), per-stage histories (``train_loss``,
 ``val_*``), its input dataset (``mlflow.log_input``) and its reference sample
@@ -20,7 +21,8 @@ The run and the version carry the lineage tags ``flightdeck.trigger``, ``flightd
 ``flightdeck.requested_by`` and, when given, ``flightdeck.cause_run_id`` and
 ``flightdeck.policy``. Aliases are never changed: promotion is a separate, governed step.
 ``--experiment`` and ``--register-as`` send the run and the version elsewhere (tests use them to
-leave the demo as seeded); both are created when missing.
+leave the demo as seeded); both are created when missing, and a model created this way is tagged
+``flightdeck.training_project``, so ``--model <that name>`` retrains it again.
 
 ``--with-current`` (training on the monitoring batches' rows as well) is not offered: monitoring
 runs keep drift summaries, not the rows they compared.
@@ -75,6 +77,7 @@ from services.lineage import (
     JOB_ID_TAG,
     POLICY_TAG,
     REQUESTED_BY_TAG,
+    TRAINING_PROJECT_TAG,
     TRIGGER_TAG,
 )
 from services.settings import apply_mlflow_environment, load_settings
@@ -106,13 +109,6 @@ class Request:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, log and register; returns the exit status."""
     args = _parser().parse_args(argv)
-    projects = {p.model: p for p in PROJECTS}
-    project = projects.get(args.model)
-    if project is None:
-        return _fail(
-            EXIT_USAGE,
-            f"No demo model named {args.model!r}: choose one of {', '.join(projects)}.",
-        )
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore")
@@ -122,6 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlightdeckError as exc:
         return _fail(EXIT_USAGE, f"Cannot start training: {exc}")
     apply_mlflow_environment(settings)
+    projects = {p.model: p for p in PROJECTS}
+    try:
+        project = projects.get(args.model) or _project_of(settings.tracking_uri, args.model)
+    except TrainingFailed as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    if project is None:
+        return _fail(
+            EXIT_USAGE,
+            f"No demo model named {args.model!r}, and no registered model of that name with a "
+            f"{TRAINING_PROJECT_TAG} tag: choose one of {', '.join(projects)}.",
+        )
     lineage = {
         TRIGGER_TAG: args.trigger,
         JOB_ID_TAG: args.job_id or f"cli-{uuid.uuid4().hex[:8]}",
@@ -133,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lineage[POLICY_TAG] = args.policy
     request = Request(
         project,
-        register_as=args.register_as or project.model,
+        register_as=args.register_as or args.model,
         experiment=args.experiment or project.experiment,
         lineage=lineage,
     )
@@ -281,6 +288,21 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
     return int(version.version), summary
 
 
+def _project_of(tracking_uri: str, model: str) -> DemoProject | None:
+    """The demo project a registered model is trained by, from its training-project tag."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = _registered_model(MlflowClient(tracking_uri), model)
+    except (MlflowException, OSError) as exc:
+        raise TrainingFailed(
+            f"MLflow at {tracking_uri} could not be reached: {_reason(exc)}"
+        ) from exc
+    name = registered.tags.get(TRAINING_PROJECT_TAG) if registered is not None else None
+    return next((p for p in PROJECTS if p.model == name), None)
+
+
 def _compare_with_champion(
     client: Any,
     run_id: str,
@@ -348,7 +370,12 @@ def _ensure_registered_model(client: Any, model: str, project: DemoProject, prim
         client.create_registered_model(
             model,
             description=f"{project.description} Trained on scikit-learn's bundled data.",
-            tags={"team": project.team, "task": project.task, "primary_metric": primary},
+            tags={
+                "team": project.team,
+                "task": project.task,
+                "primary_metric": primary,
+                TRAINING_PROJECT_TAG: project.model,
+            },
         )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another job created it meanwhile

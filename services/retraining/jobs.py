@@ -366,8 +366,8 @@ def _apply(
     store: Store, backend: Backend, job: RetrainingJob, seen: EngineStatus
 ) -> RetrainingJob | None:
     """Record what the engine reported, if it differs; None when nothing changed."""
-    if seen.state == job.status:
-        return None
+    if seen.state == job.status or (seen.state == QUEUED and job.status == RUNNING):
+        return None  # a remote engine may report a submitted run as queued until a worker starts it
     values: dict[str, Any] = {"status": seen.state}
     if seen.exit_code is not None:
         values["exit_code"] = seen.exit_code

@@ -1,0 +1,229 @@
+"""Closing the loop and the scheduler, for real: the local engine runs ``jobs.train`` against a
+real MLflow server, the gates judge the new version, and a promotion request opens (or not).
+
+Each test trains its own copy of the breast-cancer demo model (``--register-as``), so the
+session's demo models keep their versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from services import audit, promotion
+from services.aliases import CHALLENGER, CHAMPION
+from services.auth import Identity
+from services.governance import parse_governance
+from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG, COMPARISON_ARTIFACT
+from services.processes import ServerProcess
+from services.retraining.engines import training_command
+from services.retraining.jobs import RetrainingJob, get_job, list_jobs, submit_retraining
+from services.retraining.local import LocalBackend
+from services.retraining.loop import POLICY_APPROVER, follow_jobs
+from services.retraining.policy import BLOCKED, FIRED
+from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
+from services.settings import PROJECT_ROOT
+from services.store import Store, open_store
+from services.tracking import TrackingGateway
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = Identity("omar", True, "operator")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
+    yield opened
+    opened.engine.dispose()
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> LocalBackend:
+    return LocalBackend(tmp_path / "jobs", grace_s=2.0)
+
+
+@pytest.fixture
+def champion_model(mlflow_server: ServerProcess, unique_name: str) -> str:
+    """A copy of the breast-cancer model with version 1 as its champion."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.train",
+            "--model",
+            "breast-cancer-classifier",
+            "--register-as",
+            unique_name,
+            "--experiment",
+            unique_name,
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    MlflowClient(mlflow_server.url).set_registered_model_alias(unique_name, CHAMPION, "1")
+    return unique_name
+
+
+def services_for(
+    store: Store, settings_for: Any, url: str, config: Mapping[str, Any] | None = None
+) -> promotion.Services:
+    return promotion.Services(
+        store=store,
+        registry=TrackingGateway(settings_for(url)),
+        governance=parse_governance(config or {}),
+        notify=lambda *_: None,
+    )
+
+
+def retrain(services: promotion.Services, backend: LocalBackend, model: str, url: str) -> str:
+    job = submit_retraining(
+        services.store,
+        backend,
+        OPERATOR,
+        model=model,
+        trigger="manual",
+        params={},
+        idempotency_key=f"test-{model}",
+        command_for=training_command(model, "manual", OPERATOR.name),
+        env={"MLFLOW_TRACKING_URI": url},
+    )
+    return job.job_id
+
+
+def judged(services: promotion.Services, backend: LocalBackend, job_id: str) -> RetrainingJob:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        follow_jobs(services, backend)
+        job = get_job(services.store, job_id)
+        if job.outcome or (not job.is_active and job.status != "succeeded"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} not judged in time: {get_job(services.store, job_id)}")
+
+
+def test_a_retrained_version_that_passes_the_gates_is_proposed_for_approval(
+    store: Store,
+    backend: LocalBackend,
+    champion_model: str,
+    mlflow_server: ServerProcess,
+    settings_for: Any,
+) -> None:
+    services = services_for(store, settings_for, mlflow_server.url)
+    job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
+
+    assert job.status == "succeeded", job.status_reason
+    assert job.new_version == 2
+    assert job.outcome and "was proposed for @champion" in job.outcome
+    request = promotion.get_request(store, job.promotion_request_id or "")
+    assert (request.status, request.version, request.target) == ("pending", 2, CHAMPION)
+    assert request.requested_by == OPERATOR.name  # so four-eyes keeps omar from approving it
+    assert request.expected_holder == 1
+    assert "on the same held-out data" in request.reason
+
+    # The training scored the champion on its own held-out rows and logged the comparison.
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(job.mlflow_run_id or "")
+    assert run.data.tags[COMPARED_WITH_TAG] == "1"
+    assert f"{CHAMPION_METRIC_PREFIX}eval_f1" in run.data.metrics
+    comparison = json.loads(
+        Path(client.download_artifacts(run.info.run_id, COMPARISON_ARTIFACT)).read_text()
+    )
+    assert comparison["champion_version"] == 1
+    assert set(comparison["metrics"]["eval_f1"]) == {"champion", "challenger"}
+
+    with store.read() as connection:
+        actions = [e.action for e in audit.events(connection)]
+    assert actions.count("retraining.judged") == 1
+    assert "promotion.requested" in actions
+
+    # Judging again changes nothing: one request per job.
+    follow_jobs(services, backend)
+    assert len(promotion.list_requests(store)) == 1
+
+
+def test_a_version_failing_a_gate_is_not_proposed_and_the_job_says_why(
+    store: Store,
+    backend: LocalBackend,
+    champion_model: str,
+    mlflow_server: ServerProcess,
+    settings_for: Any,
+) -> None:
+    config = {"gates": {"default": {"min_improvement": 0.5}}}
+    services = services_for(store, settings_for, mlflow_server.url, config)
+    job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
+
+    assert job.status == "succeeded"
+    assert job.promotion_request_id is None
+    assert job.outcome and "was not proposed" in job.outcome
+    assert "eval_f1 improves by at least 0.5 failed" in job.outcome
+    assert promotion.list_requests(store) == []
+
+
+def test_auto_approval_moves_a_non_production_alias_without_a_person(
+    store: Store,
+    backend: LocalBackend,
+    champion_model: str,
+    mlflow_server: ServerProcess,
+    settings_for: Any,
+) -> None:
+    config = {"retraining": {"default": {"promote_to": CHALLENGER, "auto_approve": True}}}
+    services = services_for(store, settings_for, mlflow_server.url, config)
+    job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
+
+    request = promotion.get_request(store, job.promotion_request_id or "")
+    assert request.status == "executed"
+    assert [d.decided_by for d in request.decisions] == [POLICY_APPROVER]
+    client = MlflowClient(mlflow_server.url)
+    assert client.get_model_version_by_alias(champion_model, CHALLENGER).version == "2"
+    assert client.get_model_version_by_alias(champion_model, CHAMPION).version == "1"
+
+
+def test_the_scheduler_fires_once_per_cause_and_audits_what_its_guards_block(
+    store: Store,
+    backend: LocalBackend,
+    champion_model: str,
+    mlflow_server: ServerProcess,
+    settings_for: Any,
+) -> None:
+    config = {
+        "retraining": {"models": {champion_model: {"schedule": "* * * * *", "cooldown_hours": 24}}}
+    }
+    services = services_for(store, settings_for, mlflow_server.url, config)
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+
+    first = run_policies(services, backend, env, last_check=now - timedelta(minutes=1), now=now)
+    assert [(d.model, d.trigger, d.outcome) for d in first] == [(champion_model, "schedule", FIRED)]
+    [job] = list_jobs(store, champion_model)
+    assert (job.trigger, job.requested_by) == ("schedule", SCHEDULER.name)
+
+    again = run_policies(services, backend, env, last_check=now - timedelta(minutes=1), now=now)
+    assert again == []  # the same tick is decided once
+
+    later = now + timedelta(minutes=1)
+    blocked = run_policies(services, backend, env, last_check=now, now=later)
+    assert [d.outcome for d in blocked] == [BLOCKED]
+    assert "cooldown of 24 h" in blocked[0].reason
+    assert len(list_jobs(store, champion_model)) == 1
+
+    assert [d.outcome for d in recent_decisions(services)] == [BLOCKED, FIRED]
+    with store.read() as connection:
+        actions = [e.action for e in audit.events(connection)]
+    assert actions.count("policy.fired") == 1 and actions.count("policy.blocked") == 1
+    judged(services, backend, job.job_id)  # let the job finish before the store goes
