@@ -64,6 +64,16 @@ $(PREFECT_STAMP): jobs/prefect-requirements.txt
 	$(PYTHON) -m venv $(PREFECT_VENV)
 	$(PREFECT_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r $<
 	touch $@
+
+# Register the retraining deployment flightdeck-retrain/flightdeck-retrain on the `process` work
+# pool `flightdeck` (created when missing), with this folder as its code location:
+#   make prefect-deploy [PREFECT_API_URL=http://host:4200/api]
+# then run a worker on this machine:
+#   PREFECT_API_URL=... .engines/prefect/bin/prefect worker start --pool flightdeck --type process
+# (no file of that name: it always runs)
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+prefect-deploy: $(PREFECT_STAMP)
+	PREFECT_API_URL='$(PREFECT_API_URL)' $(PREFECT_VENV)/bin/python jobs/prefect_flow.py
 # --- end Prefect engine ---
 
 # --- Airflow engine ---

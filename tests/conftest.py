@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
+from services.aliases import CHAMPION
 from services.processes import ServerProcess, free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -88,6 +90,36 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A name no other test uses, for experiments and models this test creates."""
     return f"test-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def champion_model(mlflow_server: ServerProcess, unique_name: str) -> str:
+    """A copy of the breast-cancer demo model (real training) whose version 1 is the champion.
+
+    ``jobs.train --model <this name>`` retrains it: the copy carries its training-project tag.
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.train",
+            "--model",
+            "breast-cancer-classifier",
+            "--register-as",
+            unique_name,
+            "--experiment",
+            unique_name,
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    MlflowClient(mlflow_server.url).set_registered_model_alias(unique_name, CHAMPION, "1")
+    return unique_name
 
 
 def engine_venv(name: str) -> Path:

@@ -1,16 +1,13 @@
 """Closing the loop and the scheduler, for real: the local engine runs ``jobs.train`` against a
 real MLflow server, the gates judge the new version, and a promotion request opens (or not).
 
-Each test trains its own copy of the breast-cancer demo model (``--register-as``), so the
+Each test trains its own copy of the breast-cancer demo model (``champion_model``), so the
 session's demo models keep their versions.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -32,7 +29,6 @@ from services.retraining.local import LocalBackend
 from services.retraining.loop import POLICY_APPROVER, follow_jobs
 from services.retraining.policy import BLOCKED, FIRED
 from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
-from services.settings import PROJECT_ROOT
 from services.store import Store, open_store
 from services.tracking import TrackingGateway
 
@@ -51,33 +47,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def backend(tmp_path: Path) -> LocalBackend:
     return LocalBackend(tmp_path / "jobs", grace_s=2.0)
-
-
-@pytest.fixture
-def champion_model(mlflow_server: ServerProcess, unique_name: str) -> str:
-    """A copy of the breast-cancer model with version 1 as its champion."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobs.train",
-            "--model",
-            "breast-cancer-classifier",
-            "--register-as",
-            unique_name,
-            "--experiment",
-            unique_name,
-        ],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    MlflowClient(mlflow_server.url).set_registered_model_alias(unique_name, CHAMPION, "1")
-    return unique_name
 
 
 def services_for(

@@ -1,0 +1,80 @@
+"""AppTest: the Retraining page starts a real local job, follows it, and shows its outcome."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from services.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(tracking_env: str) -> None:
+    st.cache_data.clear()
+
+
+def retraining_page(user: str, **query: str) -> AppTest:
+    """A new session as ``user`` (development mode) on the Retraining page."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.session_state["dev_user"] = user
+    at.query_params.update(query)
+    at.run()
+    at.switch_page("pages/retraining.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def retrain_button(at: AppTest):  # type: ignore[no-untyped-def]
+    return next(b for b in at.button if b.label == "Retrain now")
+
+
+def test_an_operator_retrains_and_the_better_version_is_proposed(champion_model: str) -> None:
+    at = retraining_page("omar", model=champion_model)
+    assert at.selectbox(key="retraining.model").value == champion_model
+    retrain_button(at).click().run()
+    assert not at.exception, at.exception
+    assert any("Started retraining" in s.value for s in at.success)
+    job_id = at.query_params["job"]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        at.run()
+        outcomes = [i.value for i in at.info if "proposed" in i.value]
+        if outcomes:
+            break
+        time.sleep(1)
+    assert outcomes and "passed the gates and was proposed for @champion" in outcomes[0]
+    links = {link.label: link for link in at.get("page_link")}
+    assert "Promotion request" in links
+    assert "Version 2" in links
+    assert next(s for s in at.selectbox if s.label == "Job").value == job_id
+    jobs_table = at.dataframe[0].value
+    assert (jobs_table["Model"] == champion_model).sum() == 1
+    assert jobs_table.loc[jobs_table["Model"] == champion_model, "Status"].item() == "succeeded"
+
+
+def test_a_viewer_sees_why_they_cannot_retrain(champion_model: str) -> None:
+    at = retraining_page("vic", model=champion_model)
+    assert retrain_button(at).disabled
+    assert any("needs the operator role" in i.value for i in at.info)
+
+
+def test_the_policies_section_backtests_the_demo_drift_history(seeded_server: object) -> None:
+    at = retraining_page("vic")
+    at.selectbox(key="retraining.policy_model").set_value("wine-classifier").run()
+    assert not at.exception, at.exception
+    summary = next(m.value for m in at.markdown if m.value.startswith("**Backtest**"))
+    assert "over 30 batches" in summary
+    assert "would have retrained 1 time" in summary
+    backtest = next(
+        d.value
+        for d in at.dataframe
+        if list(d.value.columns) == ["When", "Trigger", "Outcome", "Why"]
+    )
+    assert list(backtest["Trigger"]) == ["drift"]
+    assert "3 batches in a row" in backtest["Why"].iloc[0]
