@@ -13,8 +13,11 @@ from playwright.sync_api import Page, expect
 
 from services.processes import ServerProcess, free_port, start_dashboard
 from services.settings import CREDENTIAL_VARIABLES
+from tests.conftest import config_file_with_copy_gates
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
+RETRAIN_MODEL = "glucose-forecaster-e2e"
+"""The model the retraining browser test creates: the dashboard's config knows its gates."""
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
@@ -46,10 +49,15 @@ def dashboard(
     seeded_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """The real dashboard, served by Streamlit on a free loopback port, on the seeded server."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": seeded_server.url}
+    folder = tmp_path_factory.mktemp("dashboard")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": seeded_server.url,
+        "FLIGHTDECK_CONFIG": str(config_file_with_copy_gates(folder, RETRAIN_MODEL)),
+    }
     for name in CREDENTIAL_VARIABLES:
         env.pop(name, None)
-    server = start_dashboard(free_port(), env, tmp_path_factory.mktemp("dashboard") / "log")
+    server = start_dashboard(free_port(), env, folder / "log")
     yield server
     server.stop()
 

@@ -265,6 +265,36 @@ def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Pa
     upgraded.engine.dispose()
 
 
+def test_a_store_at_revision_0002_keeps_its_jobs_through_0003(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Store(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with old.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(
+            sa.text(
+                "INSERT INTO retraining_jobs (id, model, engine, trigger, requested_by, params, "
+                "status, created_at, status_reason, idempotency_key) VALUES ('j1', 'm', 'local', "
+                "'manual', 'omar', '{}', 'succeeded', '2026-11-01 00:00:00', '', 'k1')"
+            )
+        )
+    old.engine.dispose()
+
+    upgraded = open_store(url)
+
+    [job] = jobs.list_jobs(upgraded)
+    assert (job.job_id, job.status, job.outcome, job.promotion_request_id) == (
+        "j1",
+        "succeeded",
+        None,
+        None,
+    )
+    assert "policy_decisions" in sa.inspect(upgraded.engine).get_table_names()
+    upgraded.engine.dispose()
+
+
 def test_cancel_while_the_engine_is_starting_the_job_stops_it(store: Store, tmp_path: Path) -> None:
     class CancelledWhileStarting(LocalBackend):
         """The real local engine; someone cancels the job while submit is under way."""

@@ -1,15 +1,16 @@
 """Closing the loop and the scheduler, for real: the local engine runs ``jobs.train`` against a
 real MLflow server, the gates judge the new version, and a promotion request opens (or not).
 
-Each test trains its own copy of the breast-cancer demo model (``champion_model``), so the
+Each test trains its own copy of the diabetes demo model (``champion_model``), so the
 session's demo models keep their versions.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from services.retraining.policy import BLOCKED, FIRED
 from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
 from services.store import Store, open_store
 from services.tracking import TrackingGateway
+from tests.conftest import copy_gates
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +52,15 @@ def backend(tmp_path: Path) -> LocalBackend:
 
 
 def services_for(
-    store: Store, settings_for: Any, url: str, config: Mapping[str, Any] | None = None
+    store: Store, settings_for: Any, url: str, model: str, **sections: Any
 ) -> promotion.Services:
+    """Services with the copy's gates (its primary metric), plus ``sections`` of config."""
+    config = copy_gates(model)
+    config["gates"]["models"][model].update(sections.pop("model_gates", {}))
     return promotion.Services(
         store=store,
         registry=TrackingGateway(settings_for(url)),
-        governance=parse_governance(config or {}),
+        governance=parse_governance({**config, **sections}),
         notify=lambda *_: None,
     )
 
@@ -93,7 +98,7 @@ def test_a_retrained_version_that_passes_the_gates_is_proposed_for_approval(
     mlflow_server: ServerProcess,
     settings_for: Any,
 ) -> None:
-    services = services_for(store, settings_for, mlflow_server.url)
+    services = services_for(store, settings_for, mlflow_server.url, champion_model)
     job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
 
     assert job.status == "succeeded", job.status_reason
@@ -104,17 +109,18 @@ def test_a_retrained_version_that_passes_the_gates_is_proposed_for_approval(
     assert request.requested_by == OPERATOR.name  # so four-eyes keeps omar from approving it
     assert request.expected_holder == 1
     assert "on the same held-out data" in request.reason
+    assert re.search(r"\(\+0\.\d+\)", request.reason), request.reason  # strictly better
 
     # The training scored the champion on its own held-out rows and logged the comparison.
     client = MlflowClient(mlflow_server.url)
     run = client.get_run(job.mlflow_run_id or "")
     assert run.data.tags[COMPARED_WITH_TAG] == "1"
-    assert f"{CHAMPION_METRIC_PREFIX}eval_f1" in run.data.metrics
+    assert f"{CHAMPION_METRIC_PREFIX}eval_rmse" in run.data.metrics
     comparison = json.loads(
         Path(client.download_artifacts(run.info.run_id, COMPARISON_ARTIFACT)).read_text()
     )
     assert comparison["champion_version"] == 1
-    assert set(comparison["metrics"]["eval_f1"]) == {"champion", "challenger"}
+    assert set(comparison["metrics"]["eval_rmse"]) == {"champion", "challenger"}
 
     with store.read() as connection:
         actions = [e.action for e in audit.events(connection)]
@@ -133,14 +139,19 @@ def test_a_version_failing_a_gate_is_not_proposed_and_the_job_says_why(
     mlflow_server: ServerProcess,
     settings_for: Any,
 ) -> None:
-    config = {"gates": {"default": {"min_improvement": 0.5}}}
-    services = services_for(store, settings_for, mlflow_server.url, config)
+    services = services_for(
+        store,
+        settings_for,
+        mlflow_server.url,
+        champion_model,
+        model_gates={"min_improvement": 0.5},
+    )
     job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
 
     assert job.status == "succeeded"
     assert job.promotion_request_id is None
     assert job.outcome and "was not proposed" in job.outcome
-    assert "eval_f1 improves by at least 0.5 failed" in job.outcome
+    assert "eval_rmse improves by at least 0.5 failed" in job.outcome
     assert promotion.list_requests(store) == []
 
 
@@ -151,8 +162,13 @@ def test_auto_approval_moves_a_non_production_alias_without_a_person(
     mlflow_server: ServerProcess,
     settings_for: Any,
 ) -> None:
-    config = {"retraining": {"default": {"promote_to": CHALLENGER, "auto_approve": True}}}
-    services = services_for(store, settings_for, mlflow_server.url, config)
+    services = services_for(
+        store,
+        settings_for,
+        mlflow_server.url,
+        champion_model,
+        retraining={"default": {"promote_to": CHALLENGER, "auto_approve": True}},
+    )
     job = judged(services, backend, retrain(services, backend, champion_model, mlflow_server.url))
 
     request = promotion.get_request(store, job.promotion_request_id or "")
@@ -170,10 +186,13 @@ def test_the_scheduler_fires_once_per_cause_and_audits_what_its_guards_block(
     mlflow_server: ServerProcess,
     settings_for: Any,
 ) -> None:
-    config = {
-        "retraining": {"models": {champion_model: {"schedule": "* * * * *", "cooldown_hours": 24}}}
-    }
-    services = services_for(store, settings_for, mlflow_server.url, config)
+    services = services_for(
+        store,
+        settings_for,
+        mlflow_server.url,
+        champion_model,
+        retraining={"models": {champion_model: {"schedule": "* * * * *", "cooldown_hours": 24}}},
+    )
     env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
     now = datetime.now(UTC).replace(second=30, microsecond=0)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.settings import PROJECT_ROOT
+from tests.conftest import config_file_with_copy_gates
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +35,11 @@ def retrain_button(at: AppTest):  # type: ignore[no-untyped-def]
     return next(b for b in at.button if b.label == "Retrain now")
 
 
-def test_an_operator_retrains_and_the_better_version_is_proposed(champion_model: str) -> None:
+def test_an_operator_retrains_and_the_better_version_is_proposed(
+    champion_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_file_with_copy_gates(tmp_path, champion_model)
+    monkeypatch.setenv("FLIGHTDECK_CONFIG", str(config))
     at = retraining_page("omar", model=champion_model)
     assert at.selectbox(key="retraining.model").value == champion_model
     retrain_button(at).click().run()

@@ -125,11 +125,12 @@ def test_reference_sample_has_the_demo_columns_including_site(
     assert "site" in frames[0].columns
 
 
-def test_unknown_model_exits_2_naming_the_choices() -> None:
-    result = run_train("http://127.0.0.1:9", "--model", "no-such-model")
+def test_unknown_model_exits_2_naming_the_choices(mlflow_server: ServerProcess) -> None:
+    result = run_train(mlflow_server.url, "--model", "no-such-model")
     assert result.returncode == 2
     assert last_line(result.stderr) == (
-        "Error: No demo model named 'no-such-model': choose one of wine-classifier, "
+        "Error: No demo model named 'no-such-model', and no registered model of that name with "
+        "a flightdeck.training_project tag: choose one of wine-classifier, "
         "breast-cancer-classifier, diabetes-regressor."
     )
 

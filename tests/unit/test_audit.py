@@ -222,12 +222,12 @@ def test_limit_keeps_the_newest_oldest_first(store: Store) -> None:
 
 def test_migration_creates_the_tables_and_reopening_is_a_no_op(store: Store, db: Path) -> None:
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"promotion_requests", "promotion_decisions", "audit_events"} <= tables
+    assert {"promotion_requests", "audit_events", "retraining_jobs", "policy_decisions"} <= tables
     append(store, 2)
     again = open_store(f"sqlite:///{db}")
     with again.read() as connection:
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert [tuple(row) for row in versions] == [("0002",)]
+        assert [tuple(row) for row in versions] == [("0003",)]
         assert len(audit.events(connection)) == 2
     assert verify(again).intact
 

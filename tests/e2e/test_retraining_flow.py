@@ -1,0 +1,50 @@
+"""In the browser: "Retrain now" runs a real job, and its better version awaits approval."""
+
+from __future__ import annotations
+
+import re
+
+from mlflow import MlflowClient
+from playwright.sync_api import Page, expect
+
+from services.lineage import JOB_ID_TAG
+from services.processes import ServerProcess
+from tests.conftest import copy_demo_champion
+from tests.e2e.conftest import RETRAIN_MODEL, wait_until_ready
+from tests.e2e.test_promotion_flow import VIEWPORT, act_as
+from tests.e2e.test_screenshots import full_page_shot, output_dir
+
+
+def test_retrain_now_runs_a_job_and_proposes_the_better_version(
+    page: Page, dashboard: ServerProcess, seeded_server: ServerProcess
+) -> None:
+    copy_demo_champion(seeded_server.url, RETRAIN_MODEL)
+
+    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
+    page.goto(f"{dashboard.url}/retraining?model={RETRAIN_MODEL}")
+    wait_until_ready(page)
+    act_as(page, "omar")
+    page.get_by_role("button", name="Retrain now").click()
+    expect(page.get_by_text(f"Started retraining {RETRAIN_MODEL}")).to_be_visible(timeout=30_000)
+    expect(page).to_have_url(re.compile(r"/retraining\?job=[0-9a-f]{32}"))
+    job_id = page.url.rsplit("=", 1)[1]
+
+    # The live panel follows the job: running, with its log, then succeeded and judged.
+    expect(page.get_by_text("running…")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("passed the gates and was proposed for @champion")).to_be_visible(
+        timeout=120_000
+    )
+    expect(page.get_by_text("Compared with @champion (version 1)")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"eval_rmse 54\.\d+ → 53\.\d+"))).to_be_visible()
+    expect(page.get_by_role("link", name="Version 2")).to_be_visible()
+    full_page_shot(page, output_dir() / "retraining.png")
+
+    version = MlflowClient(seeded_server.url).get_model_version(RETRAIN_MODEL, "2")
+    assert version.tags[JOB_ID_TAG] == job_id
+
+    page.get_by_role("link", name="Promotion request").click()
+    wait_until_ready(page)
+    expect(page.get_by_role("heading", name=re.compile(f"^{RETRAIN_MODEL} v2"))).to_be_visible(
+        timeout=30_000
+    )
+    expect(page.get_by_text(re.compile(r"pending · promotion requested by omar"))).to_be_visible()
