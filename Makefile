@@ -94,7 +94,7 @@ bench: $(DEV_STAMP)
 	$(PY) -m bench.drift
 
 screenshots: $(DEV_STAMP) browser
-	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k "screenshots or promotion"
+	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k "screenshots or promotion or retraining"
 
 clean:
 	rm -rf $(VENV) $(ENGINES) .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,10 @@
 """The retraining scheduler: ``python -m jobs.scheduler`` (started by ``make run``).
 
 Every ``--interval`` seconds it follows the retraining jobs (recording outcomes and proposing
-versions that pass the gates, even with no page open), then judges each model's retraining
-policy from ``flightdeck.toml`` and starts what fires. Each decision is recorded and audited once
-per cause, including the ones a cooldown or budget blocked. ``--once`` runs a single pass.
+versions that pass the gates, even with no page open), then reads ``flightdeck.toml`` again,
+judges each model's retraining policy and starts what fires. Each decision is recorded and
+audited once per cause, including the ones a cooldown or budget blocked. ``--once`` runs a
+single pass.
 
 Exit status: 0 after ``--once`` or on Ctrl-C; 2 when the configuration is invalid.
 """
@@ -16,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -62,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         while True:
             now = datetime.now(UTC)
+            try:  # policies are edited on the page: read them again each pass
+                services = replace(services, governance=load_governance(settings.governance_path))
+            except FlightdeckError as exc:
+                log.warning("keeping the previous policies: %s", exc)
             try:
                 for job in follow_jobs(services, backend):
                     log.info(

@@ -24,8 +24,10 @@ The run and the version carry the lineage tags ``flightdeck.trigger``, ``flightd
 leave the demo as seeded); both are created when missing, and a model created this way is tagged
 ``flightdeck.training_project``, so ``--model <that name>`` retrains it again.
 
-``--with-current`` (training on the monitoring batches' rows as well) is not offered: monitoring
-runs keep drift summaries, not the rows they compared.
+``--current PATH`` adds labelled current rows (a CSV or Parquet file, or a folder of them, with
+every feature column and ``target``; other columns such as ``site`` are ignored) to the training
+rows, never to the held-out rows, so the comparison with the champion stays on the same data.
+Monitoring runs keep drift summaries, not rows: point it at the batches themselves.
 
 Progress goes to stdout, one line per step; the last line names the new version.
 
@@ -45,11 +47,12 @@ import time
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 from sklearn.model_selection import GridSearchCV
 
@@ -106,6 +109,8 @@ class Request:
     """The experiment the run is logged in (the project's experiment by default)."""
     lineage: dict[str, str]
     """The ``flightdeck.*`` lineage tags, set on the run and on the version."""
+    current: pd.DataFrame | None = None
+    """Labelled current rows added to the training rows (``--current``)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"No demo model named {args.model!r}, and no registered model of that name with a "
             f"{TRAINING_PROJECT_TAG} tag: choose one of {', '.join(projects)}.",
         )
+    try:
+        current = _read_current(args.current, project) if args.current else None
+    except ValueError as exc:
+        return _fail(EXIT_USAGE, str(exc))
     lineage = {
         TRIGGER_TAG: args.trigger,
         JOB_ID_TAG: args.job_id or f"cli-{uuid.uuid4().hex[:8]}",
@@ -147,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         experiment=args.experiment
         or (project.experiment if args.model == project.model else args.model),
         lineage=lineage,
+        current=current,
     )
     try:
         train(settings.tracking_uri, request)
@@ -224,6 +234,13 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         f"Loaded {project.experiment}: {len(split.x_train)} training and {len(split.x_test)} "
         f"held-out rows, {split.x_train.shape[1]} features."
     )
+    if request.current is not None:
+        split = replace(
+            split,
+            x_train=pd.concat([split.x_train, request.current[split.x_train.columns]]),
+            y_train=pd.concat([split.y_train, request.current["target"]]),
+        )
+        _say(f"Added {len(request.current)} labelled current rows to the training rows.")
     booster_class = GradientBoostingClassifier if classification else GradientBoostingRegressor
     fit_started = time.monotonic()
     search = GridSearchCV(
@@ -254,6 +271,7 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
     params = {
         **{k: str(v) for k, v in {**FIXED_SETTINGS, **chosen}.items()},
         "cv_folds": str(CV_FOLDS),
+        "current_rows": str(0 if request.current is None else len(request.current)),
         "model_family": "gradient_boosting",
         "test_size": "0.25",
         "random_state": "7",
@@ -301,6 +319,32 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         tags={**request.lineage, "model_family": "gradient_boosting"},
     )
     return int(version.version), summary
+
+
+def _read_current(path: Path, project: DemoProject) -> pd.DataFrame:
+    """Labelled current rows from a CSV or Parquet file or a folder of them.
+
+    Raises:
+        ValueError: Unreadable, empty, or missing a feature column or ``target``.
+    """
+    from services.drift import read_table
+    from services.errors import DriftError
+
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    try:
+        frame = pd.concat([read_table(f) for f in files], ignore_index=True) if files else None
+    except DriftError as exc:
+        raise ValueError(f"--current: {exc}") from exc
+    if frame is None or frame.empty:
+        raise ValueError(f"--current: {path} holds no rows.")
+    wanted = [*_load_split(project).x_train.columns, "target"]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"--current: {path} lacks the column(s) {', '.join(missing)}; it needs every "
+            f"feature of {project.model} and the label `target`."
+        )
+    return frame[wanted]
 
 
 def _project_of(tracking_uri: str, model: str) -> DemoProject | None:
@@ -440,6 +484,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--requested-by", help="who asked for it (default: the current user)")
     parser.add_argument("--cause-run-id", help="the run that caused it, e.g. a monitoring run")
     parser.add_argument("--policy", help="the retraining policy that started it, if any")
+    parser.add_argument(
+        "--current",
+        type=Path,
+        help="labelled current rows (CSV or Parquet file, or a folder) to train on as well",
+    )
     parser.add_argument(
         "--register-as",
         help="register the version under this model name instead (created when missing)",

@@ -15,8 +15,9 @@ import streamlit as st
 
 from services import cache
 from services.auth import Action, role_phrase
-from services.errors import FlightdeckError
+from services.errors import ConfigurationError, FlightdeckError
 from services.formatting import ago, escape_markdown
+from services.governance import RetrainingPolicy, parse_policy
 from services.links import MODEL_PAGE, MONITORING_PAGE, PROMOTIONS_PAGE, RUN_PAGE
 from services.monitoring import RED, drift_status
 from services.retraining.base import CANCELLED, FAILED, LOST, QUEUED, RUNNING, SUCCEEDED
@@ -31,6 +32,7 @@ from services.retraining.jobs import (
 )
 from services.retraining.loop import follow_jobs
 from services.retraining.policy import backtest
+from services.retraining.policy_config import save_policy
 from services.retraining.scheduler import decay_baseline, recent_decisions
 
 STATUS_ICONS = {
@@ -279,26 +281,90 @@ st.caption(
     "When the scheduler retrains each model on its own, from `[retraining]` in flightdeck.toml. "
     "The backtest replays a policy over the model's stored drift history."
 )
+
+
+def save(model: str, policy: RetrainingPolicy) -> None:
+    """The Save button's callback: write the policy to flightdeck.toml, audited."""
+    try:
+        save_policy(settings.governance_path, services.store, me, model, policy)
+    except FlightdeckError as exc:
+        st.session_state["retraining.problem"] = f"Save the policy of {model}: {exc}"
+        return
+    st.session_state["retraining.flash"] = f"Saved the retraining policy of {model}."
+
+
+def edited_policy(model: str, current: RetrainingPolicy) -> RetrainingPolicy | None:
+    """Widgets for each setting, prefilled with ``current``; None while a value is invalid."""
+    key = f"retraining.policy.{model}."
+    left, middle, right = st.columns(3)
+    schedule = left.text_input(
+        "Schedule (cron, UTC)",
+        current.schedule,
+        key=key + "schedule",
+        placeholder="off, or e.g. 0 3 * * 1",
+        help="minute hour day month weekday; empty for no schedule",
+    )
+    drift = left.number_input(
+        "Drift red for N batches (0: off)", 0, 100, current.drift_red_batches, key=key + "drift"
+    )
+    decay = middle.number_input(
+        "Decay threshold (0: off)",
+        0.0,
+        value=current.decay_threshold,
+        step=0.01,
+        key=key + "decay",
+        help="how much worse than the champion a labelled batch's primary metric may get",
+    )
+    cooldown = middle.number_input(
+        "Cooldown (hours)", 0.0, value=current.cooldown_hours, step=1.0, key=key + "cooldown"
+    )
+    budget = right.number_input(
+        "Budget (retrains per 7 days)", 0, 100, current.max_per_week, key=key + "budget"
+    )
+    promote_to = right.text_input("Propose for alias", current.promote_to, key=key + "alias")
+    auto = right.toggle("Auto-approve (not for @champion)", current.auto_approve, key=key + "auto")
+    values = {
+        "schedule": schedule.strip(),
+        "drift_red_batches": int(drift),
+        "decay_threshold": float(decay),
+        "cooldown_hours": float(cooldown),
+        "max_per_week": int(budget),
+        "promote_to": promote_to.strip(),
+        "auto_approve": auto,
+    }
+    try:
+        return parse_policy(values, RetrainingPolicy(), f'retraining.models."{model}"')
+    except ConfigurationError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+
+
 if models:
     policy_model = st.selectbox("Policy of", models, key="retraining.policy_model")
-    policy = services.governance.retraining_for(policy_model)
-    summary = {
-        "Schedule (cron, UTC)": policy.schedule or "off",
-        "Drift red for N batches": policy.drift_red_batches or "off",
-        "Decay threshold": policy.decay_threshold or "off",
-        "Cooldown (hours)": policy.cooldown_hours,
-        "Budget (per 7 days)": policy.max_per_week,
-        "Proposes for": f"@{policy.promote_to}",
-        "Auto-approve": "yes" if policy.auto_approve else "no, a person approves",
-    }
-    st.dataframe(
-        pd.DataFrame({"Setting": list(summary), "Value": [str(v) for v in summary.values()]}),
-        hide_index=True,
-    )
-    history = cache.monitoring_runs(settings, policy_model)
-    if not history:
-        st.info(f"No drift history for {policy_model} yet: the backtest needs monitoring runs.")
+    current = services.governance.retraining_for(policy_model)
+    may_edit = me.may(Action.ADMINISTER)
+    if may_edit:
+        policy = edited_policy(policy_model, current)
     else:
+        policy = current
+        summary = {
+            "Schedule (cron, UTC)": current.schedule or "off",
+            "Drift red for N batches": current.drift_red_batches or "off",
+            "Decay threshold": current.decay_threshold or "off",
+            "Cooldown (hours)": current.cooldown_hours,
+            "Budget (per 7 days)": current.max_per_week,
+            "Proposes for": f"@{current.promote_to}",
+            "Auto-approve": "yes" if current.auto_approve else "no, a person approves",
+        }
+        st.dataframe(
+            pd.DataFrame({"Setting": list(summary), "Value": [str(v) for v in summary.values()]}),
+            hide_index=True,
+        )
+        st.caption(f"You are {role_phrase(me.role)}: changing a policy needs the admin role.")
+    history = cache.monitoring_runs(settings, policy_model)
+    if policy is not None and not history:
+        st.info(f"No drift history for {policy_model} yet: the backtest needs monitoring runs.")
+    elif policy is not None:
         try:
             baseline = decay_baseline(services, policy_model, policy)
         except FlightdeckError:
@@ -307,16 +373,13 @@ if models:
             policy, policy_model, history, services.governance.drift, baseline=baseline
         )
         fired = sum(d.fired for d in decisions)
+        held_back = len(decisions) - fired
         st.markdown(
-            f"**Backtest** over {len(history)} batches "
-            f"({min(b.window_start for b in history):%Y-%m-%d} to "
-            f"{max(b.window_end for b in history):%Y-%m-%d}): "
-            f"would have retrained {fired} time{'s' if fired != 1 else ''}"
-            + (
-                f", and been held back {len(decisions) - fired} times"
-                if fired < len(decisions)
-                else ""
-            )
+            f"**Backtest**{' of these settings' if policy != current else ''} over "
+            f"{len(history)} batches ({min(b.window_start for b in history):%Y-%m-%d} to "
+            f"{max(b.window_end for b in history):%Y-%m-%d}): would have retrained {fired} "
+            f"time{'s' if fired != 1 else ''}"
+            + (f", and been held back {held_back} times" if held_back else "")
             + "."
         )
         if decisions:
@@ -329,6 +392,15 @@ if models:
                 ),
                 hide_index=True,
             )
+    if may_edit and policy is not None:
+        st.button(
+            "Save policy",
+            icon=":material/save:",
+            disabled=policy == current,
+            on_click=save,
+            args=(policy_model, policy),
+            help="Writes flightdeck.toml; the scheduler uses it from its next pass.",
+        )
 
 st.markdown("**Scheduler decisions**")
 made = recent_decisions(services)

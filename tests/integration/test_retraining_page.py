@@ -9,6 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from services.governance import load_governance
 from services.settings import PROJECT_ROOT
 from tests.conftest import config_file_with_copy_gates
 
@@ -84,3 +85,39 @@ def test_the_policies_section_backtests_the_demo_drift_history(seeded_server: ob
     )
     assert list(backtest["Trigger"]) == ["drift"]
     assert "3 batches in a row" in backtest["Why"].iloc[0]
+
+
+def test_an_admin_backtests_an_edited_policy_then_saves_it(
+    seeded_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "flightdeck.toml"
+    config.write_text((PROJECT_ROOT / "flightdeck.toml").read_text(encoding="utf-8"))
+    monkeypatch.setenv("FLIGHTDECK_CONFIG", str(config))
+    at = retraining_page("ada")
+    at.selectbox(key="retraining.policy_model").set_value("diabetes-regressor").run()
+    assert not at.exception, at.exception
+    save = next(b for b in at.button if b.label == "Save policy")
+    assert save.disabled  # nothing changed yet
+
+    at.number_input(key="retraining.policy.diabetes-regressor.drift").set_value(2).run()
+    summary = next(m.value for m in at.markdown if m.value.startswith("**Backtest**"))
+    assert summary.startswith("**Backtest** of these settings")
+    assert "would have retrained 2 times" in summary  # the saved policy (off) retrains 0 times
+
+    at.text_input(key="retraining.policy.diabetes-regressor.schedule").input("every day").run()
+    assert any("five fields" in e.value for e in at.error)  # invalid: no backtest, no save
+    assert not any(b.label == "Save policy" for b in at.button)
+
+    at.text_input(key="retraining.policy.diabetes-regressor.schedule").input("").run()
+    next(b for b in at.button if b.label == "Save policy").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved the retraining policy" in s.value for s in at.success)
+    saved = load_governance(config).retraining_for("diabetes-regressor")
+    assert saved.drift_red_batches == 2
+    assert "# Retraining policies" in config.read_text()  # the file keeps its comments
+
+
+def test_a_viewer_sees_policies_but_cannot_edit_them(seeded_server: object) -> None:
+    at = retraining_page("vic")
+    assert not any(b.label == "Save policy" for b in at.button)
+    assert any("needs the admin role" in c.value for c in at.caption)

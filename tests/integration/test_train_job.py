@@ -162,3 +162,39 @@ def test_failure_after_the_run_started_ends_it_failed_with_the_reason(
     [run] = client.search_runs([client.get_experiment_by_name(unique_name).experiment_id])
     assert run.info.status == "FAILED"
     assert "cannot contain '/'" in run.data.tags["flightdeck.failure"]
+
+
+def test_current_rows_join_the_training_rows_only(
+    mlflow_server: ServerProcess, unique_name: str, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True)
+    current = data.data.assign(target=data.target, site="north").head(40)
+    (tmp_path / "batches").mkdir()
+    current.head(25).to_parquet(tmp_path / "batches" / "day1.parquet")
+    current.tail(15).to_csv(tmp_path / "batches" / "day2.csv", index=False)
+
+    result = run_train(
+        mlflow_server.url,
+        *("--model", "diabetes-regressor", "--register-as", unique_name),
+        *("--experiment", unique_name, "--current", str(tmp_path / "batches")),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Added 40 labelled current rows to the training rows." in result.stdout
+    assert "331 training and 111 held-out rows" in result.stdout  # held-out rows unchanged
+    run_id = re.search(r"from run ([0-9a-f]{32})", result.stdout).group(1)  # type: ignore[union-attr]
+    assert MlflowClient(mlflow_server.url).get_run(run_id).data.params["current_rows"] == "40"
+
+
+def test_current_rows_without_the_label_exit_2_naming_it(
+    mlflow_server: ServerProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "unlabelled.csv"
+    path.write_text("age,sex\n0.1,0.2\n")
+    result = run_train(mlflow_server.url, "--model", "diabetes-regressor", "--current", str(path))
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert line.startswith(f"Error: --current: {path} lacks the column(s) bmi, bp,")
+    assert line.endswith("the label `target`.")
