@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from services.compare import inferred_lower_is_better
 from services.errors import NotFound
 from services.governance import DriftThresholds, Gates
-from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG
+from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG, JOB_ID_TAG
 from services.monitoring import RED, UNKNOWN, MonitoringRun, drift_status, monitoring_runs
 from services.records import ModelVersionSummary, Run
 from services.registry import signature_comparison
@@ -131,8 +131,8 @@ def _signature_gate(
 
 
 def _drift_gate(services: Services, model: str, challenger: ModelVersionSummary) -> GateResult:
-    """Red blocks a version made before the alarm; one registered after the alarm began is the
-    response to it (a retraining), so the alarm does not hold it back."""
+    """Red blocks approval, except for a version a Flightdeck retraining registered after the
+    alarm began: that version is the response to the alarm, so it does not hold it back."""
     name = "No open drift alarm"
     runs = monitoring_runs(services.registry, model)
     thresholds = services.governance.drift
@@ -142,12 +142,14 @@ def _drift_gate(services: Services, model: str, challenger: ModelVersionSummary)
     if status.level != RED:
         return GateResult(name, True, f"{status.level}: {status.reason}")
     began = alarm_began(runs, thresholds)
-    if began is not None and challenger.created_at is not None and challenger.created_at > began:
+    job = challenger.tags.get(JOB_ID_TAG)
+    if job and began and challenger.created_at and challenger.created_at > began:
         return GateResult(
             name,
             True,
-            f"red ({status.reason}), but version {challenger.version} was registered after the "
-            f"alarm began on {began:%Y-%m-%d %H:%M} UTC: it is the response to it",
+            f"red ({status.reason}), but retraining job {job[:8]} made version "
+            f"{challenger.version} after the alarm began on {began:%Y-%m-%d %H:%M} UTC: it is "
+            "the response to it",
         )
     return GateResult(name, False, f"{status.level}: {status.reason}")
 

@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
+from pathlib import Path
 
 from mlflow import MlflowClient
 from playwright.sync_api import Page, expect
 
 from services.lineage import JOB_ID_TAG
 from services.processes import ServerProcess
+from services.retraining.engines import JOBS_FOLDER
 from tests.conftest import copy_demo_champion
 from tests.e2e.conftest import RETRAIN_MODEL, wait_until_ready
 from tests.e2e.test_promotion_flow import VIEWPORT, act_as
 from tests.e2e.test_screenshots import full_page_shot, output_dir
 
 
+def paused_job(jobs_dir: Path, timeout_s: float = 30.0) -> int:
+    """Stop the one new local job's process group as soon as it starts (SIGSTOP), so the page
+    can be seen showing it running however fast the training is; returns its pid."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pid_files = list(jobs_dir.glob("*/pid"))
+        if pid_files and pid_files[0].read_text().strip():
+            pid = int(pid_files[0].read_text().split()[0])
+            os.killpg(pid, signal.SIGSTOP)
+            return pid
+        time.sleep(0.02)
+    raise AssertionError(f"no job started in {jobs_dir}")
+
+
 def test_retrain_now_runs_a_job_and_proposes_the_better_version(
-    page: Page, dashboard: ServerProcess, seeded_server: ServerProcess
+    page: Page, dashboard: ServerProcess, seeded_server: ServerProcess, isolated_data_dir: Path
 ) -> None:
+    jobs_dir = isolated_data_dir / JOBS_FOLDER
+    assert not list(jobs_dir.glob("*/pid")), "this test expects to start the session's only job"
     copy_demo_champion(seeded_server.url, RETRAIN_MODEL)
 
     page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
@@ -25,13 +46,16 @@ def test_retrain_now_runs_a_job_and_proposes_the_better_version(
     wait_until_ready(page)
     act_as(page, "omar")
     page.get_by_role("button", name="Retrain now").click()
+    pid = paused_job(jobs_dir)
     expect(page.get_by_text(f"Started retraining {RETRAIN_MODEL}")).to_be_visible(timeout=30_000)
     expect(page).to_have_url(re.compile(r"/retraining\?job=[0-9a-f]{32}"))
     job_id = page.url.rsplit("=", 1)[1]
 
-    # The live panel follows the job: running, with its log, then succeeded and judged.
+    # The live panel follows the job: running, then (no reload) succeeded and judged.
     expect(page.get_by_text("running…")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("passed the gates and was proposed for @champion")).to_be_visible(
+    os.killpg(pid, signal.SIGCONT)
+    outcome = page.get_by_test_id("stAlertContentInfo")
+    expect(outcome.get_by_text("passed the gates and was proposed for @champion")).to_be_visible(
         timeout=120_000
     )
     expect(page.get_by_text("Compared with @champion (version 1)")).to_be_visible()

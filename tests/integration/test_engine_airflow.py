@@ -26,19 +26,17 @@ import requests
 from mlflow import MlflowClient
 
 from jobs.train import JOB_ID_TAG
-from services.auth import Identity
 from services.errors import RetrainingError
 from services.processes import ServerProcess, free_port
 from services.retraining import jobs
 from services.retraining.airflow import AirflowBackend
-from services.retraining.jobs import RetrainingJob
 from services.settings import EMBEDDED_HOST, PROJECT_ROOT
-from services.store import Store, open_store
+from services.store import Store
 from tests.conftest import engine_venv
+from tests.integration import engine_support as support
 
 pytestmark = pytest.mark.integration
 
-OPERATOR = Identity("omar", False, "operator")
 DAG_ID = "flightdeck_retrain"
 USERNAME = "flightdeck"
 STARTUP_TIMEOUT_S = 120.0
@@ -121,68 +119,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
-    yield opened
-    opened.engine.dispose()
-
-
-@pytest.fixture
 def backend(airflow: Airflow) -> AirflowBackend:
     return AirflowBackend(airflow.url, DAG_ID, USERNAME, airflow.password)
-
-
-def train_command(job_id: str, name: str, model: str = "wine-classifier") -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "jobs.train",
-        "--model",
-        model,
-        "--job-id",
-        job_id,
-        "--experiment",
-        name,
-        "--register-as",
-        name,
-        "--trigger",
-        "manual",
-        "--requested-by",
-        OPERATOR.name,
-    ]
-
-
-def submit(
-    store: Store,
-    backend: AirflowBackend,
-    name: str,
-    tracking_uri: str,
-    *,
-    model: str = "wine-classifier",
-    extra_env: dict[str, str] | None = None,
-) -> RetrainingJob:
-    return jobs.submit_retraining(
-        store,
-        backend,
-        OPERATOR,
-        model="wine-classifier",
-        trigger="manual",
-        params={"max_depth": 3},
-        idempotency_key=uuid.uuid4().hex,
-        command_for=lambda job_id: train_command(job_id, name, model),
-        env={"MLFLOW_TRACKING_URI": tracking_uri, **(extra_env or {})},
-    )
-
-
-def wait_done(store: Store, backend: AirflowBackend, job_id: str) -> RetrainingJob:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        jobs.refresh_jobs(store, backend)
-        job = jobs.get_job(store, job_id)
-        if not job.is_active:
-            return job
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} still active after {JOB_TIMEOUT_S:.0f} s")
 
 
 def dag_run_count(airflow: Airflow) -> int:
@@ -200,10 +138,10 @@ def dag_run_count(airflow: Airflow) -> int:
 def test_training_runs_as_a_dag_run_and_registers_a_version_with_the_job_id(
     store: Store, backend: AirflowBackend, mlflow_server: ServerProcess, unique_name: str
 ) -> None:
-    job = submit(store, backend, unique_name, mlflow_server.url)
+    job = support.submit(store, backend, unique_name, mlflow_server.url)
 
     assert (job.engine, job.engine_ref) == ("airflow", f"{DAG_ID}/flightdeck__{job.job_id}")
-    done = wait_done(store, backend, job.job_id)
+    done = support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S, poll_s=1)
 
     assert (done.status, done.exit_code) == ("succeeded", 0), done.status_reason
     assert done.started_at is not None and done.ended_at is not None
@@ -218,7 +156,7 @@ def test_submitting_the_same_job_twice_gives_one_dag_run(
     backend: AirflowBackend, airflow: Airflow
 ) -> None:
     job_id = uuid.uuid4().hex
-    command = train_command(job_id, "unused", model="no-such-model")
+    command = support.train_command(job_id, "unused", model="no-such-model")
     before = dag_run_count(airflow)
 
     first = backend.submit(job_id, command, {})
@@ -233,9 +171,9 @@ def test_submitting_the_same_job_twice_gives_one_dag_run(
 def test_failing_training_ends_failed_with_its_exit_code_and_last_line(
     store: Store, backend: AirflowBackend, mlflow_server: ServerProcess, unique_name: str
 ) -> None:
-    job = submit(store, backend, unique_name, mlflow_server.url, model="no-such-model")
+    job = support.submit(store, backend, unique_name, mlflow_server.url, model="no-such-model")
 
-    done = wait_done(store, backend, job.job_id)
+    done = support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S, poll_s=1)
 
     assert (done.status, done.exit_code) == ("failed", 2)
     assert "Exited with code 2" in done.status_reason
@@ -250,7 +188,7 @@ def test_unknown_dag_is_refused_and_the_job_recorded_failed_never_started(
     backend = AirflowBackend(airflow.url, "no_such_dag", USERNAME, airflow.password)
 
     with pytest.raises(RetrainingError, match=r"no DAG 'no_such_dag'.*jobs/airflow_dag\.py"):
-        submit(store, backend, unique_name, mlflow_server.url)
+        support.submit(store, backend, unique_name, mlflow_server.url)
 
     [job] = jobs.list_jobs(store)
     assert (job.status, job.engine_ref, job.started_at) == ("failed", None, None)
@@ -264,7 +202,7 @@ def test_unreachable_airflow_is_refused_and_nothing_starts(
     backend = AirflowBackend(url, DAG_ID, USERNAME, "whatever", timeout_s=3)
 
     with pytest.raises(RetrainingError, match=re.escape(f"Airflow API at {url} is unreachable")):
-        submit(store, backend, unique_name, mlflow_server.url)
+        support.submit(store, backend, unique_name, mlflow_server.url)
 
     [job] = jobs.list_jobs(store)
     assert (job.status, job.engine_ref) == ("failed", None)
@@ -275,7 +213,7 @@ def test_wrong_password_is_refused_naming_the_credentials(airflow: Airflow) -> N
     before = dag_run_count(airflow)
 
     with pytest.raises(RetrainingError, match="rejected the credentials of user 'flightdeck'"):
-        backend.submit(uuid.uuid4().hex, train_command("x", "unused"), {})
+        backend.submit(uuid.uuid4().hex, support.train_command("x", "unused"), {})
 
     assert dag_run_count(airflow) == before
 
@@ -287,25 +225,24 @@ def test_cancel_stops_the_running_training_and_ends_cancelled(
         silent.bind((EMBEDDED_HOST, 0))
         silent.listen(16)
         tracking_uri = f"http://{EMBEDDED_HOST}:{silent.getsockname()[1]}"
-        job = submit(
+        job = support.submit(
             store,
             backend,
             unique_name,
             tracking_uri,
             extra_env={"FLIGHTDECK_HTTP_TIMEOUT": "150", "FLIGHTDECK_HTTP_MAX_RETRIES": "0"},
         )
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while "Training wine-classifier" not in jobs.job_log(backend, job):
-            assert time.monotonic() < deadline, "the training never started"
-            time.sleep(0.5)
-        assert _pids_with(job.job_id), "the training's process should be running"
+        support.wait_training_started(backend, job, time.monotonic() + JOB_TIMEOUT_S)
+        assert support.pids_with(job.job_id), "the training's process should be running"
 
-        cancelled = jobs.cancel_retraining(store, backend, OPERATOR, job.job_id, "wrong data")
+        cancelled = jobs.cancel_retraining(
+            store, backend, support.OPERATOR, job.job_id, "wrong data"
+        )
 
         assert cancelled.status == "cancelled"
         assert backend.status(job.engine_ref or "").state == "cancelled"
         deadline = time.monotonic() + 30
-        while _pids_with(job.job_id):
+        while support.pids_with(job.job_id):
             assert time.monotonic() < deadline, "the training outlived the cancel"
             time.sleep(0.2)
 
@@ -353,7 +290,7 @@ def _wait_until_ready(airflow: Airflow) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if airflow.process.poll() is not None:
-            raise RuntimeError(f"airflow standalone exited:\n{_tail(airflow.log_path)}")
+            raise RuntimeError(f"airflow standalone exited:\n{support.tail(airflow.log_path)}")
         with contextlib.suppress(requests.RequestException, ValueError):
             health = requests.get(f"{airflow.url}/api/v2/monitor/health", timeout=2).json()
             if all(part.get("status") == "healthy" for part in health.values()):
@@ -368,7 +305,7 @@ def _wait_until_ready(airflow: Airflow) -> None:
         time.sleep(0.5)
     raise RuntimeError(
         f"Airflow did not parse {DAG_ID} within {STARTUP_TIMEOUT_S:.0f} s:\n"
-        f"{_tail(airflow.log_path)}"
+        f"{support.tail(airflow.log_path)}"
     )
 
 
@@ -379,18 +316,18 @@ def _stop(process: subprocess.Popen[bytes], marker: str) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while (
-        _group_alive(process.pid) or _pids_with(f"{MARKER_VARIABLE}={marker}", environ=True)
+        _group_alive(process.pid) or support.pids_with(f"{MARKER_VARIABLE}={marker}", environ=True)
     ) and (time.monotonic() < deadline):
         process.poll()  # reap the leader
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    for pid in _pids_with(f"{MARKER_VARIABLE}={marker}", environ=True):
+    for pid in support.pids_with(f"{MARKER_VARIABLE}={marker}", environ=True):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while _pids_with(f"{MARKER_VARIABLE}={marker}", environ=True):
+    while support.pids_with(f"{MARKER_VARIABLE}={marker}", environ=True):
         assert time.monotonic() < deadline, "Airflow processes are left behind"
         time.sleep(0.2)
 
@@ -401,28 +338,3 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _pids_with(text: str, *, environ: bool = False) -> list[int]:
-    """Live processes whose command line (or environment) contains ``text``; zombies excluded."""
-    needle = text.encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            data = (entry / ("environ" if environ else "cmdline")).read_bytes()
-        except (OSError, IndexError):
-            continue
-        if any(needle in part for part in data.split(b"\0")):
-            found.append(int(entry.name))
-    return found
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

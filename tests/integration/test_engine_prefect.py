@@ -21,20 +21,18 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from services.auth import Identity
 from services.errors import RetrainingError
 from services.lineage import JOB_ID_TAG
 from services.processes import ServerProcess, free_port
 from services.retraining import jobs
-from services.retraining.jobs import RetrainingJob
 from services.retraining.prefect import PrefectBackend
 from services.settings import PROJECT_ROOT
-from services.store import Store, open_store
+from services.store import Store
 from tests.conftest import engine_venv
+from tests.integration import engine_support as support
 
 pytestmark = pytest.mark.integration
 
-OPERATOR = Identity("omar", False, "operator")
 DEPLOYMENT = "flightdeck-retrain/flightdeck-retrain"
 """The default of ``Settings.prefect_deployment``, which ``jobs/prefect_flow.py`` registers."""
 WORK_POOL = "flightdeck"
@@ -58,10 +56,6 @@ def _spawn(
             start_new_session=True,
         )
     return ServerProcess(name=name, url=url, process=process, log_path=log)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +88,10 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         deadline = time.monotonic() + SERVER_STARTUP_S
         while True:
-            assert server.process.poll() is None, f"server exited:\n{_tail(server.log_path)}"
-            assert time.monotonic() < deadline, f"server never healthy:\n{_tail(server.log_path)}"
+            assert server.process.poll() is None, f"server exited:\n{support.tail(server.log_path)}"
+            assert time.monotonic() < deadline, (
+                f"server never healthy:\n{support.tail(server.log_path)}"
+            )
             try:
                 if requests.get(f"{api_url}/health", timeout=2).ok:
                     break
@@ -138,66 +134,6 @@ def backend(prefect_api: str) -> PrefectBackend:
     return PrefectBackend(prefect_api, DEPLOYMENT)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
-    yield opened
-    opened.engine.dispose()
-
-
-def train_command(job_id: str, name: str, model: str = "wine-classifier") -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "jobs.train",
-        "--model",
-        model,
-        "--job-id",
-        job_id,
-        "--experiment",
-        name,
-        "--register-as",
-        name,
-        "--trigger",
-        "manual",
-        "--requested-by",
-        OPERATOR.name,
-    ]
-
-
-def submit(
-    store: Store,
-    backend: PrefectBackend,
-    name: str,
-    tracking_uri: str,
-    *,
-    model: str = "wine-classifier",
-    key: str = "key-1",
-) -> RetrainingJob:
-    return jobs.submit_retraining(
-        store,
-        backend,
-        OPERATOR,
-        model="wine-classifier",
-        trigger="manual",
-        params={"max_depth": 3},
-        idempotency_key=key,
-        command_for=lambda job_id: train_command(job_id, name, model),
-        env={"MLFLOW_TRACKING_URI": tracking_uri},
-    )
-
-
-def wait_done(store: Store, backend: PrefectBackend, job_id: str) -> RetrainingJob:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        jobs.refresh_jobs(store, backend)
-        job = jobs.get_job(store, job_id)
-        if not job.is_active:
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} still active after {JOB_TIMEOUT_S} s")
-
-
 def flow_runs_named(api_url: str, name: str) -> list[str]:
     response = requests.post(
         f"{api_url}/flow_runs/filter",
@@ -212,10 +148,10 @@ def test_job_trains_registers_a_version_and_succeeds_on_prefect(
     store: Store, backend: PrefectBackend, mlflow_server: ServerProcess, unique_name: str
 ) -> None:
     started = time.monotonic()
-    job = submit(store, backend, unique_name, mlflow_server.url)
+    job = support.submit(store, backend, unique_name, mlflow_server.url)
 
     assert (job.status, job.engine) == ("running", "prefect") and job.engine_ref
-    done = wait_done(store, backend, job.job_id)
+    done = support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S)
     print(f"\nPrefect job finished in {time.monotonic() - started:.1f} s", file=sys.stderr)
 
     assert (done.status, done.exit_code) == ("succeeded", 0), done.status_reason
@@ -231,7 +167,7 @@ def test_same_idempotency_key_creates_one_flow_run(
     backend: PrefectBackend, prefect_api: str, unique_name: str
 ) -> None:
     job_id = uuid.uuid4().hex
-    command = train_command(job_id, unique_name, model="no-such-model")  # ends at once
+    command = support.train_command(job_id, unique_name, model="no-such-model")  # ends at once
 
     first = backend.submit(job_id, command, {})
     second = backend.submit(job_id, command, {})
@@ -243,9 +179,9 @@ def test_same_idempotency_key_creates_one_flow_run(
 def test_failing_training_is_failed_with_its_exit_code_and_last_line(
     store: Store, backend: PrefectBackend, mlflow_server: ServerProcess, unique_name: str
 ) -> None:
-    job = submit(store, backend, unique_name, mlflow_server.url, model="no-such-model")
+    job = support.submit(store, backend, unique_name, mlflow_server.url, model="no-such-model")
 
-    done = wait_done(store, backend, job.job_id)
+    done = support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S)
 
     assert (done.status, done.exit_code) == ("failed", 2)
     assert "Exited with code 2." in done.status_reason
@@ -258,10 +194,10 @@ def test_missing_deployment_is_refused_and_the_job_recorded_failed(
 ) -> None:
     backend = PrefectBackend(prefect_api, "flightdeck-retrain/no-such-deployment")
     with pytest.raises(RetrainingError, match=r"no deployment .*make prefect-deploy"):
-        backend.submit("a" * 32, train_command("a" * 32, unique_name), {})
+        backend.submit("a" * 32, support.train_command("a" * 32, unique_name), {})
 
     with pytest.raises(RetrainingError, match="could not start the job"):
-        submit(store, backend, unique_name, mlflow_server.url)
+        support.submit(store, backend, unique_name, mlflow_server.url)
 
     [job] = jobs.list_jobs(store)
     assert (job.status, job.engine_ref, job.started_at) == ("failed", None, None)
@@ -277,9 +213,9 @@ def test_unreachable_prefect_server_is_refused_and_nothing_starts(
     with pytest.raises(
         RetrainingError, match=re.escape(f"Prefect server at {nowhere} is unreachable")
     ):
-        backend.submit("b" * 32, train_command("b" * 32, unique_name), {})
+        backend.submit("b" * 32, support.train_command("b" * 32, unique_name), {})
     with pytest.raises(RetrainingError, match="unreachable"):
-        submit(store, backend, unique_name, mlflow_server.url)
+        support.submit(store, backend, unique_name, mlflow_server.url)
 
     [job] = jobs.list_jobs(store)
     assert (job.status, job.engine_ref, job.started_at) == ("failed", None, None)
@@ -292,21 +228,23 @@ def test_cancel_stops_a_running_training(
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        job = submit(store, backend, unique_name, f"http://127.0.0.1:{silent.getsockname()[1]}")
+        job = support.submit(
+            store, backend, unique_name, f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
         assert job.engine_ref
         deadline = time.monotonic() + JOB_TIMEOUT_S
-        while "Training wine-classifier" not in backend.logs(job.engine_ref):
-            assert time.monotonic() < deadline, "the training never started"
-            time.sleep(0.5)
+        support.wait_training_started(backend, job, deadline)
         assert backend.status(job.engine_ref).state == "running"
 
-        cancelled = jobs.cancel_retraining(store, backend, OPERATOR, job.job_id, "wrong data")
+        cancelled = jobs.cancel_retraining(
+            store, backend, support.OPERATOR, job.job_id, "wrong data"
+        )
 
         assert cancelled.status == "cancelled"
         while (seen := backend.status(job.engine_ref)).state != "cancelled":
             assert time.monotonic() < deadline, f"Prefect still reports {seen}"
             time.sleep(0.5)
-    while training_processes(job.job_id):
+    while support.pids_with(job.job_id):
         assert time.monotonic() < deadline, "the training outlived its cancelled flow run"
         time.sleep(0.5)
     assert jobs.refresh_jobs(store, backend) == []
@@ -317,17 +255,3 @@ def test_only_the_training_job_may_run_on_prefect() -> None:
 
     with pytest.raises(RetrainingError, match=re.escape("only `python -m jobs.train`")):
         backend.submit("c" * 32, [sys.executable, "-c", "print('anything')"], {})
-
-
-def training_processes(job_id: str) -> list[int]:
-    """Pids whose command line names the job: the training and anything it started."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if job_id.encode() in cmdline:
-                found.append(int(proc.name))
-    return found

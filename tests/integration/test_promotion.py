@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -48,13 +48,6 @@ def client(mlflow_server: ServerProcess) -> MlflowClient:
 @pytest.fixture
 def gateway(mlflow_server: ServerProcess, settings_for: Any) -> TrackingGateway:
     return TrackingGateway(settings_for(mlflow_server.url))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
-    yield opened
-    opened.engine.dispose()
 
 
 def governance(**changes: Any) -> Governance:
@@ -607,3 +600,11 @@ def test_an_open_drift_alarm_blocks_approval(
     assert drift_gate.detail.startswith("red")
     with pytest.raises(PromotionError, match="No open drift alarm"):
         promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
+
+    # A version a retraining made after the alarm began is the response to it: not held back.
+    client.set_model_version_tag(monitored_model, version.version, "flightdeck.job_id", "job-7")
+    retrained_gate = evaluate_gates(services, request)[-1]
+    assert retrained_gate.passed
+    assert "retraining job job-7 made version 2 after the alarm began on 2026-11-02" in (
+        retrained_gate.detail
+    )

@@ -17,11 +17,13 @@ from alembic.config import Config
 
 from services import audit
 from services.auth import Identity
-from services.errors import PermissionDenied, RetrainingError
+from services.errors import ConfigurationError, PermissionDenied, RetrainingError
+from services.governance import RetrainingPolicy, load_governance
 from services.retraining import jobs
 from services.retraining.base import Backend, EngineStatus
 from services.retraining.jobs import RetrainingJob
 from services.retraining.local import PID_FILE, LocalBackend
+from services.retraining.policy_config import save_policy
 from services.store import MIGRATIONS_DIR, Store, open_store
 
 pytestmark = pytest.mark.integration
@@ -32,13 +34,6 @@ MODELS = ("wine-classifier", "churn")
 QUICK = [sys.executable, "-c", "print('trained')"]
 CRASH = [sys.executable, "-c", "print('loading data'); raise SystemExit(3)"]
 SLEEP = [sys.executable, "-c", "import time; print('sleeping', flush=True); time.sleep(60)"]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
-    yield opened
-    opened.engine.dispose()
 
 
 @pytest.fixture
@@ -311,3 +306,32 @@ def test_cancel_while_the_engine_is_starting_the_job_stops_it(store: Store, tmp_
     assert (job.status, job.engine_ref) == ("cancelled", job.job_id)
     assert engine.status(job.job_id).state == "cancelled"
     assert "retraining.started" not in actions(store)
+
+
+def test_saving_a_policy_is_for_admins_audited_and_keeps_the_file_valid(
+    store: Store, tmp_path: Path
+) -> None:
+    config = tmp_path / "flightdeck.toml"
+    config.write_text(
+        "# roles and more\n[roles]\nadmin = ['ada']\n\n[retraining.default]\ncooldown_hours = 12\n"
+    )
+    admin = Identity("ada", False, "admin")
+    with pytest.raises(PermissionDenied):
+        save_policy(config, store, OPERATOR, "wine", RetrainingPolicy(drift_red_batches=2))
+    with pytest.raises(ConfigurationError, match="only be on for an alias other than"):
+        save_policy(config, store, admin, "wine", RetrainingPolicy(auto_approve=True))
+
+    saved = save_policy(
+        config, store, admin, "wine", RetrainingPolicy(drift_red_batches=2, cooldown_hours=12)
+    )
+
+    assert saved.drift_red_batches == 2
+    text = config.read_text()
+    assert text.startswith("# roles and more")
+    assert "[retraining.models.wine]\ndrift_red_batches = 2\n" in text  # only what differs
+    assert load_governance(config).retraining_for("wine") == saved
+    with store.read() as connection:
+        [event] = audit.events(connection, actions=["policy.changed"])
+    assert (event.actor, event.subject) == ("ada", "model:wine")
+    assert event.details["before"]["drift_red_batches"] == 0
+    assert event.details["after"]["drift_red_batches"] == 2

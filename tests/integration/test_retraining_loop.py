@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,20 +29,13 @@ from services.retraining.local import LocalBackend
 from services.retraining.loop import POLICY_APPROVER, follow_jobs
 from services.retraining.policy import BLOCKED, FIRED
 from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
-from services.store import Store, open_store
+from services.store import Store
 from services.tracking import TrackingGateway
 from tests.conftest import copy_gates
 
 pytestmark = pytest.mark.integration
 
 OPERATOR = Identity("omar", True, "operator")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'flightdeck.db'}")
-    yield opened
-    opened.engine.dispose()
 
 
 @pytest.fixture
