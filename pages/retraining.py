@@ -192,7 +192,7 @@ else:
                 "Requested": job.created_at,
                 "Duration": duration(job),
                 "Version": job.new_version,
-                "Outcome": job.outcome or job.status_reason.split("\n")[0],
+                "Outcome": job.status_reason.split("\n")[0] or job.outcome or "",
             }
             for job in jobs
         ]
@@ -230,10 +230,10 @@ else:
             )
             if job.is_active:
                 st.progress(0.5 if job.status == RUNNING else 0.1, text=f"{job.status}…")
+            if job.status_reason:
+                st.text(job.status_reason)
             if job.outcome:
                 st.info(job.outcome, icon=":material/gavel:")
-            elif job.status_reason:
-                st.text(job.status_reason)
             links = st.columns(4)
             if job.mlflow_run_id:
                 links[0].page_link(

@@ -4,7 +4,9 @@ For each succeeded job not judged yet: find the version it registered (by its
 ``flightdeck.job_id`` tag), run the promotion gates against the current holder of the policy's
 target alias (the training job already scored that champion on the same held-out rows), and when
 every gate passes, open a promotion request in the requester's name. A person approves it, unless
-the policy auto-approves a non-production alias. The outcome is written on the job and audited.
+the policy auto-approves a non-production alias. For a job that failed, was cancelled or was
+lost, its MLflow run, if still RUNNING (a killed process cannot end it), is ended FAILED with the
+reason. Either outcome is written on the job and audited.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from services.compare import model_filter
 from services.errors import FlightdeckError
 from services.gates import GateResult, evaluate_candidate
 from services.governance import RetrainingPolicy
-from services.lineage import JOB_ID_TAG
-from services.retraining.base import SUCCEEDED, Backend
+from services.lineage import FAILURE_TAG, JOB_ID_TAG
+from services.monitoring import tag_filter
+from services.retraining.base import FINISHED_STATES, SUCCEEDED, Backend
 from services.retraining.jobs import SYSTEM_ACTOR, RetrainingJob, get_job, refresh_jobs
 from services.store import retraining_jobs
 
@@ -42,12 +45,13 @@ def follow_jobs(services: promotion.Services, backend: Backend) -> list[Retraini
 
 
 def unjudged_jobs(services: promotion.Services) -> list[RetrainingJob]:
-    """Succeeded jobs whose version was not judged yet."""
+    """Finished jobs whose outcome was not recorded yet."""
     with services.store.read() as connection:
         ids = (
             connection.execute(
                 sa.select(retraining_jobs.c.id).where(
-                    retraining_jobs.c.status == SUCCEEDED, retraining_jobs.c.outcome.is_(None)
+                    retraining_jobs.c.status.in_(FINISHED_STATES),
+                    retraining_jobs.c.outcome.is_(None),
                 )
             )
             .scalars()
@@ -57,10 +61,13 @@ def unjudged_jobs(services: promotion.Services) -> list[RetrainingJob]:
 
 
 def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJob:
-    """Judge a succeeded job's version and propose it when the gates pass.
+    """Judge a succeeded job's version and propose it when the gates pass; end an unsuccessful
+    job's run in MLflow.
 
     Failures to reach MLflow leave the job unjudged, so the next call tries again.
     """
+    if job.status != SUCCEEDED:
+        return _close_unsuccessful(services, job)
     policy = services.governance.retraining_for(job.model)
     try:
         version = _registered_version(services, job)
@@ -115,6 +122,31 @@ def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJo
             comment=f"Auto-approved by the retraining policy for @{policy.promote_to}.",
         )
     return job
+
+
+def _close_unsuccessful(services: promotion.Services, job: RetrainingJob) -> RetrainingJob:
+    """End the job's MLflow run FAILED when the job's process could not (killed, lost)."""
+    registry = services.registry
+    try:
+        experiments = [e.experiment_id for e in registry.list_experiments()]
+        runs = registry.search_runs(
+            experiments, tag_filter(JOB_ID_TAG, job.job_id), max_results=5
+        ).runs
+        left_running = [run for run in runs if run.status == "RUNNING"]
+        reason = f"Retraining job {job.job_id[:8]} {job.status}: " + (
+            job.status_reason.split("\n")[0] or "no reason recorded"
+        )
+        for run in left_running:
+            registry.set_run_tags(run.run_id, {FAILURE_TAG: reason})
+            registry.end_run(run.run_id, "FAILED")
+    except FlightdeckError:
+        return job
+    outcome = f"The job {job.status}; no version was registered." + (
+        f" Its MLflow run {left_running[0].run_id[:8]} was left running and is now marked FAILED."
+        if left_running
+        else ""
+    )
+    return _record(services, job, outcome, run_id=runs[0].run_id if runs else None)
 
 
 def _may_auto_approve(policy: RetrainingPolicy) -> bool:

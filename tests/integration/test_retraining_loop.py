@@ -8,7 +8,9 @@ session's demo models keep their versions.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,11 +23,22 @@ from services import audit, promotion
 from services.aliases import CHALLENGER, CHAMPION
 from services.auth import Identity
 from services.governance import parse_governance
-from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG, COMPARISON_ARTIFACT
+from services.lineage import (
+    CHAMPION_METRIC_PREFIX,
+    COMPARED_WITH_TAG,
+    COMPARISON_ARTIFACT,
+    FAILURE_TAG,
+)
 from services.processes import ServerProcess
 from services.retraining.engines import training_command
-from services.retraining.jobs import RetrainingJob, get_job, list_jobs, submit_retraining
-from services.retraining.local import LocalBackend
+from services.retraining.jobs import (
+    RetrainingJob,
+    get_job,
+    list_jobs,
+    mark_lost_at_startup,
+    submit_retraining,
+)
+from services.retraining.local import PID_FILE, LocalBackend, process_alive
 from services.retraining.loop import POLICY_APPROVER, follow_jobs
 from services.retraining.policy import BLOCKED, FIRED
 from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
@@ -77,7 +90,7 @@ def judged(services: promotion.Services, backend: LocalBackend, job_id: str) -> 
     while time.monotonic() < deadline:
         follow_jobs(services, backend)
         job = get_job(services.store, job_id)
-        if job.outcome or (not job.is_active and job.status != "succeeded"):
+        if job.outcome:
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} not judged in time: {get_job(services.store, job_id)}")
@@ -207,3 +220,32 @@ def test_the_scheduler_fires_once_per_cause_and_audits_what_its_guards_block(
         actions = [e.action for e in audit.events(connection)]
     assert actions.count("policy.fired") == 1 and actions.count("policy.blocked") == 1
     judged(services, backend, job.job_id)  # let the job finish before the store goes
+
+
+def test_a_job_killed_mid_run_is_lost_after_a_restart_and_its_run_ends_failed(
+    store: Store,
+    backend: LocalBackend,
+    champion_model: str,
+    mlflow_server: ServerProcess,
+    settings_for: Any,
+    tmp_path: Path,
+) -> None:
+    services = services_for(store, settings_for, mlflow_server.url, champion_model)
+    job_id = retrain(services, backend, champion_model, mlflow_server.url)
+    deadline = time.monotonic() + 60
+    while "started in experiment" not in backend.logs(job_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int((backend.folder(job_id) / PID_FILE).read_text().split()[0])
+    os.killpg(pid, signal.SIGKILL)  # kill -9: nothing in the job can record anything
+    while time.monotonic() < deadline and process_alive(pid, None):
+        time.sleep(0.05)
+
+    restarted = LocalBackend(tmp_path / "jobs")  # Flightdeck starting again
+    [lost] = mark_lost_at_startup(store, restarted)
+    assert (lost.job_id, lost.status) == (job_id, "lost")
+    job = judged(services, restarted, job_id)
+
+    assert job.outcome and "now marked FAILED" in job.outcome
+    run = MlflowClient(mlflow_server.url).get_run(job.mlflow_run_id or "")
+    assert run.info.status == "FAILED"
+    assert run.data.tags[FAILURE_TAG].startswith(f"Retraining job {job_id[:8]} lost:")
