@@ -11,6 +11,7 @@ reason. Either outcome is written on the job and audited.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ POLICY_APPROVER = "flightdeck-policy"
 
 
 def follow_jobs(services: promotion.Services, backend: Backend) -> list[RetrainingJob]:
-    """Record what the engine reports, then judge every succeeded job not judged yet.
+    """Record what the engine reports, then close every finished job not closed yet.
 
     Returns the jobs that changed. Safe to run from several processes: judging a job is
     idempotent (its request has a key derived from the job).
@@ -114,13 +115,14 @@ def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJo
         request_id=request.request_id,
     )
     if _may_auto_approve(policy):
-        promotion.decide(
-            services,
-            Identity(POLICY_APPROVER, authenticated=True, role="approver", source="policy"),
-            request.request_id,
-            approve=True,
-            comment=f"Auto-approved by the retraining policy for @{policy.promote_to}.",
-        )
+        with contextlib.suppress(FlightdeckError):  # refused: the request waits for a person
+            promotion.decide(
+                services,
+                Identity(POLICY_APPROVER, authenticated=True, role="approver", source="policy"),
+                request.request_id,
+                approve=True,
+                comment=f"Auto-approved by the retraining policy for @{policy.promote_to}.",
+            )
     return job
 
 

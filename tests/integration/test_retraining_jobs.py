@@ -239,14 +239,20 @@ def test_viewer_may_not_cancel(store: Store, backend: LocalBackend) -> None:
     assert jobs.get_job(store, job.job_id).status == "running"
 
 
-def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def store_at_revision(url: str, revision: str) -> Store:
+    """A store whose schema stops at an older migration, as an earlier Flightdeck left it."""
     old = Store(url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with old.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+    return old
+
+
+def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = store_at_revision(url, "0001")
     with old.write() as connection:
         audit.append(connection, actor="ada", action="promotion.requested", subject="model:m")
     old.engine.dispose()
@@ -262,12 +268,8 @@ def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Pa
 
 def test_a_store_at_revision_0002_keeps_its_jobs_through_0003(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = Store(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    old = store_at_revision(url, "0002")
     with old.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
         connection.execute(
             sa.text(
                 "INSERT INTO retraining_jobs (id, model, engine, trigger, requested_by, params, "
