@@ -26,6 +26,8 @@ from services.links import (
     MODELS_URL_PATH,
     MONITORING_PAGE,
     MONITORING_URL_PATH,
+    OVERVIEW_PAGE,
+    OVERVIEW_URL_PATH,
     PROMOTIONS_PAGE,
     PROMOTIONS_URL_PATH,
     RETRAINING_PAGE,
@@ -34,21 +36,36 @@ from services.links import (
     RUN_URL_PATH,
     RUNS_PAGE,
     RUNS_URL_PATH,
+    present_settings,
 )
 from services.settings import load_settings
 
-st.set_page_config(page_title="Flightdeck", page_icon=":material/flight_takeoff:", layout="wide")
+presenting = present_settings(cache.read_query())[0]  # ?present=1: a meeting-room screen
+st.set_page_config(
+    page_title="Flightdeck",
+    page_icon=":material/flight_takeoff:",
+    layout="wide",
+    initial_sidebar_state="collapsed" if presenting else "auto",
+)
 cache.start_script_run()
 
 navigation = st.navigation(
     {
+        "Overview": [
+            st.Page(
+                OVERVIEW_PAGE,
+                title="Overview",
+                icon=":material/dashboard:",
+                url_path=OVERVIEW_URL_PATH,
+                default=True,
+            ),
+        ],
         "Experiments": [
             st.Page(
                 EXPERIMENTS_PAGE,
                 title="Experiments",
                 icon=":material/science:",
                 url_path=EXPERIMENTS_URL_PATH,
-                default=True,
             ),
             st.Page(RUNS_PAGE, title="Runs", icon=":material/table_rows:", url_path=RUNS_URL_PATH),
             st.Page(
@@ -108,7 +125,8 @@ navigation = st.navigation(
                 url_path=ADMIN_URL_PATH,
             ),
         ],
-    }
+    },
+    position="hidden" if presenting else "sidebar",  # a meeting-room screen: no navigation
 )
 
 try:
@@ -171,6 +189,6 @@ with freshness:
     fetched_at = cache.oldest_read_this_run()
     if fetched_at:
         st.caption(f"Data fetched {fetched_at:%H:%M:%S} UTC ({ago(fetched_at)})")
-    if st.button("Refresh data", icon=":material/refresh:", key="refresh-data"):
-        cache.clear_all()
+    if not presenting and st.button("Refresh data", icon=":material/refresh:", key="refresh-data"):
+        cache.clear_all()  # presentation mode refreshes by itself and shows no controls
         st.rerun()

@@ -85,7 +85,7 @@ def _start_embedded_mlflow(settings: Settings) -> ServerProcess:
     server = start_mlflow_server(settings.data_dir, settings.mlflow_port)
     marker = settings.data_dir / SEEDED_MARKER
     if not marker.exists():
-        print("First start: seeding demo data (about 30 s)…", flush=True)
+        print("First start: seeding demo data (about 90 s)…", flush=True)
         env = {**os.environ, **mlflow_client_environment(settings)}
         result = subprocess.run([sys.executable, "-m", "jobs.seed_demo"], env=env, check=False)
         if result.returncode != 0:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # imported where used: only the Monitoring page needs drift (
 
     from services.drift import DriftSummary
     from services.monitoring import MonitoringRun
+    from services.overview import Overview
 
 T = TypeVar("T")
 
@@ -407,6 +408,21 @@ def _model_version_signature(
     settings: Settings, name: str, version: int
 ) -> Fetched[ModelSignature | None]:
     return _fetch(lambda: gateway(settings).model_version_signature(name, version))
+
+
+# -- fleet overview -------------------------------------------------------------------------------
+
+
+def fleet_overview(settings: Settings) -> Overview:
+    """Every model's health, the fleet counts and the week's changes."""
+    return _note_freshness(_fleet_overview(settings, promotion_services(settings)))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=4)
+def _fleet_overview(settings: Settings, _services: promotion.Services) -> Fetched[Overview]:
+    from services.overview import fleet_overview as read
+
+    return _fetch(lambda: read(_services))
 
 
 # -- drift monitoring -----------------------------------------------------------------------------

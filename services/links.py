@@ -37,6 +37,12 @@ ADMIN_URL_PATH = "admin"
 MONITORING_URL_PATH = "monitoring"
 RETRAINING_URL_PATH = "retraining"
 
+OVERVIEW_PAGE = "pages/overview.py"
+OVERVIEW_URL_PATH = "overview"
+PRESENT_REFRESH_S = 60
+"""Presentation mode refreshes itself this often by default (``?refresh=`` changes it)."""
+PRESENT_MIN_REFRESH_S = 10
+
 X_AXES = ("step", "wall", "relative")
 """History chart x-axes: step number, wall-clock time, or time since the run's first point."""
 
@@ -217,3 +223,17 @@ def _from_query(cls: type[View], query: Query) -> View:
         except ValueError:
             continue
     return cls(**values)
+
+
+def present_settings(query: Query) -> tuple[bool, int, bool]:
+    """Presentation mode from the URL: (on, refresh seconds, rotate through the cards).
+
+    ``?present=1&refresh=30&rotate=1``; a refresh that is not a whole number, or below
+    :data:`PRESENT_MIN_REFRESH_S`, falls back to a safe value.
+    """
+    first = {key: (values[0] if values else "") for key, values in query.items()}
+    try:
+        refresh = max(PRESENT_MIN_REFRESH_S, int(first.get("refresh") or PRESENT_REFRESH_S))
+    except ValueError:
+        refresh = PRESENT_REFRESH_S
+    return first.get("present") == "1", refresh, first.get("rotate") == "1"

@@ -335,10 +335,22 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
     One search on :data:`MONITORING_EXPERIMENT` (a page per 1,000 runs); metrics come with the
     run records, so there is no call per run. Runs whose tags cannot be read are left out.
     """
+    query = f"{tag_filter(MODEL_TAG, model)} and attributes.status = 'FINISHED'"
+    return [r for r in _search_monitoring(gateway, query) if r.model == model]
+
+
+def monitoring_runs_by_model(gateway: RunReader) -> dict[str, list[MonitoringRun]]:
+    """Every model's finished monitoring runs, oldest window first, in one search."""
+    grouped: dict[str, list[MonitoringRun]] = {}
+    for record in _search_monitoring(gateway, "attributes.status = 'FINISHED'"):
+        grouped.setdefault(record.model, []).append(record)
+    return grouped
+
+
+def _search_monitoring(gateway: RunReader, query: str) -> list[MonitoringRun]:
     experiment_id = gateway.experiment_id(MONITORING_EXPERIMENT)
     if experiment_id is None:
         return []
-    query = f"{tag_filter(MODEL_TAG, model)} and attributes.status = 'FINISHED'"
     found: list[MonitoringRun] = []
     token: str | None = None
     while True:
@@ -347,7 +359,7 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
         )
         for run in page.runs:
             record = _monitoring_record(run.run_id, run.tags, run.metrics)
-            if record is not None and record.model == model:
+            if record is not None:
                 found.append(record)
         token = page.next_page_token
         if not token:

@@ -26,6 +26,7 @@ which the flow writes.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -239,7 +240,11 @@ class PrefectBackend:
         """Send one request; statuses in ``ok`` are returned rather than raised."""
         url = self.api_url + path
         try:
-            response = requests.request(method, url, json=body, timeout=self.timeout_s)
+            for pause in (*RETRY_PAUSES_S, None):
+                response = requests.request(method, url, json=body, timeout=self.timeout_s)
+                if response.status_code not in BUSY_STATUSES or pause is None:
+                    break
+                time.sleep(pause)  # a busy server (its SQLite locked): every call here may repeat
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RetrainingError(
                 f"The Prefect server at {self.api_url} is unreachable ({type(exc).__name__}), "
@@ -256,6 +261,12 @@ class PrefectBackend:
             f"The Prefect server at {self.api_url} refused to {doing}: HTTP "
             f"{response.status_code} {_detail(response)}"
         )
+
+
+BUSY_STATUSES = (429, 503)
+"""Prefect answers these when it is overloaded, e.g. while its database is locked."""
+RETRY_PAUSES_S = (0.5, 1.0, 2.0)
+"""Pauses before asking a busy server again (submits are idempotent by their key)."""
 
 
 def _json(response: requests.Response) -> Any:

@@ -19,7 +19,7 @@ def test_demo_experiments_are_listed_and_one_opens_its_runs(
     page: Page, dashboard: ServerProcess
 ) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(dashboard.url)
+    page.goto(f"{dashboard.url}/experiments")
     wait_until_ready(page)
     for project in PROJECTS:
         expect(grid_cell(page, project.experiment).first).to_be_attached(timeout=30_000)

@@ -32,7 +32,10 @@ def copy_demo_model(client: MlflowClient, name: str) -> None:
 
 def act_as(page: Page, user: str) -> None:
     """Pick a demo user in development mode's sidebar."""
-    page.get_by_role("combobox", name="Acting as").click()
+    box = page.get_by_role("combobox", name="Acting as")
+    box.scroll_into_view_if_needed()
+    box.click()
+    page.keyboard.type(user)  # filter the list, so the option shows wherever the box sits
     page.get_by_role("option", name=user, exact=True).click()
     wait_until_ready(page)
 

@@ -50,7 +50,9 @@ def view_paths(url: str) -> dict[str, str]:
     sweep = client.search_runs([wine], "params.max_depth = '3' and params.subsample = '1.0'")
     compared = "&".join(f"run_ids={r.info.run_id}" for r in sweep)
     return {
-        "experiments": "/",
+        "overview": "/",
+        "presentation": "/?present=1",
+        "experiments": "/experiments",
         "runs": f"/runs?experiment_ids={wine}&columns=metrics.eval_f1&columns=metrics.eval_log_loss"
         "&columns=params.learning_rate&columns=params.max_depth&group_by=params.model_family",
         "compare": f"/compare?{compared}&metrics=val_log_loss&metrics=train_loss"
@@ -60,17 +62,24 @@ def view_paths(url: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("view", ["experiments", "runs", "compare", "run", "monitoring"])
+@pytest.mark.parametrize(
+    "view", ["overview", "presentation", "experiments", "runs", "compare", "run", "monitoring"]
+)
 def test_screenshots_of_the_main_views(
     page: Page, dashboard: ServerProcess, seeded_server: ServerProcess, view: str
 ) -> None:
-    if view == "monitoring":
+    if view in ("monitoring", "overview", "presentation"):
         monitored_demo_model(seeded_server.url)
     page.set_viewport_size({"width": 1400, "height": 800})
     page.goto(dashboard.url + view_paths(seeded_server.url)[view])
     wait_until_ready(page)
-    expect(page.locator("[role=gridcell]").first).to_be_attached(timeout=30_000)
-    if view in ("compare", "monitoring"):
+    if view in ("overview", "presentation"):
+        expect(page.get_by_text(PROJECTS[0].model).first).to_be_visible(timeout=30_000)
+        nav = page.locator("[data-testid=stSidebarNav]")
+        expect(nav).to_have_count(1 if view == "overview" else 0)  # presenting: no navigation
+    else:
+        expect(page.locator("[role=gridcell]").first).to_be_attached(timeout=30_000)
+    if view in ("compare", "monitoring", "overview", "presentation"):
         expect(page.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
     path = output_dir() / f"{view}.png"
     full_page_shot(page, path)

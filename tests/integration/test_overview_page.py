@@ -1,0 +1,64 @@
+"""AppTest: the overview on the demo data, and presentation mode as a viewer."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from jobs.seed_demo import PROJECTS
+from services.formatting import escape_markdown
+from services.processes import ServerProcess
+from services.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(tracking_env: str) -> None:
+    st.cache_data.clear()
+
+
+def overview(user: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+    at.session_state["dev_user"] = user
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_landing_page_shows_each_demo_model_with_its_health(
+    seeded_server: ServerProcess,
+) -> None:
+    at = overview("omar")
+    assert at.title[0].value == "Fleet overview"
+    headings = [m.value for m in at.markdown]
+    for project in PROJECTS:
+        assert f"### {escape_markdown(project.model)}" in headings
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Models"]) >= len(PROJECTS)
+    assert int(metrics["In drift alarm"]) >= len(PROJECTS)  # the demo ends red
+    assert any(m.startswith("**@champion v3** set outside Flightdeck") for m in headings)
+    changes = [m for m in headings if m.startswith("- ")]
+    assert any("went into drift alarm on" in c for c in changes)
+    assert {b.label for b in at.get("download_button")} == {"Models (CSV)", "Changes (CSV)"}
+
+
+def test_presentation_mode_is_read_only_for_a_viewer(seeded_server: ServerProcess) -> None:
+    at = overview("vic", present="1", refresh="30")
+    assert at.title[0].value == "Model health"
+    assert not at.button and not at.get("download_button") and not at.toggle
+    assert not at.main.selectbox and not at.text_input
+    assert not at.get("page_link") or all(
+        link.label in {"Overview"} for link in at.get("page_link")
+    )
+    headings = [m.value for m in at.markdown]
+    assert f"### {escape_markdown(PROJECTS[0].model)}" in headings
+
+
+def test_rotation_shows_one_card_at_a_time(seeded_server: ServerProcess) -> None:
+    at = overview("vic", present="1", rotate="1")
+    cards = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert len(cards) == 1
+    assert any("Showing one model at a time" in c.value for c in at.caption)
