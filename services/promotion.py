@@ -78,6 +78,7 @@ class Registry(RunReader, Protocol):
     def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, Run]: ...
     def end_run(self, run_id: str, status: str) -> None: ...
     def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def log_artifact_text(self, run_id: str, path: str, text: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,8 +493,36 @@ def _execute(services: Services, actor: str, request: PromotionRequest) -> Promo
     executed = _finish(
         services, request, actor, EXECUTED, "alias.moved", note, request.expected_holder
     )
+    _log_model_card(services, executed, actor)
     _notify(services, "executed", executed, actor)
     return executed
+
+
+def _log_model_card(services: Services, request: PromotionRequest, actor: str) -> None:
+    """Log the model card on the version's run, audited; a failure is audited, not raised
+    (the alias has moved already)."""
+    from services import model_card
+
+    subject = audit.subject_for(request.model, request.target_kind, request.target)
+    try:
+        card = model_card.build_card(services, request, evaluate_gates(services, request))
+        run_id = services.registry.get_model_version(request.model, request.version).run_id
+        services.registry.log_artifact_text(
+            run_id, model_card.MARKDOWN_PATH, model_card.to_markdown(card)
+        )
+        services.registry.log_artifact_text(run_id, model_card.HTML_PATH, model_card.to_html(card))
+        action, details = "model_card.logged", {"run_id": run_id, "paths": [model_card.HTML_PATH]}
+    except FlightdeckError as exc:
+        action, details = "model_card.failed", {"reason": str(exc)}
+    with services.store.write() as connection:
+        audit.append(
+            connection,
+            actor=actor,
+            action=action,
+            subject=subject,
+            request_id=request.request_id,
+            details=details,
+        )
 
 
 def _finish(

@@ -109,7 +109,19 @@ def test_request_then_approve_moves_the_alias_mirrors_tags_and_audits_both_peopl
         "promotion.approved",
         "promotion.executing",
         "alias.moved",
+        "model_card.logged",
     ]
+    # The evidence pack: a model card on the promoted version's run.
+    run_id = client.get_model_version(unique_name, "2").run_id
+    card = Path(client.download_artifacts(run_id, "model_card/model_card.md")).read_text()
+    assert card.startswith(f"# Model card: {unique_name} v2 → @champion")
+    assert "- **Requested by:** omar" in card and "- **Approved by:** ben" in card
+    assert "- **Reason:** better f1 on the March holdout" in card
+    assert "- **Replaces:** v1" in card
+    assert "| eval_f1 | 0.8 | 0.85 |" in card
+    assert "PASS eval_f1 improves by at least 0" in card
+    page = Path(client.download_artifacts(run_id, "model_card/model_card.html")).read_text()
+    assert "<td>better f1 on the March holdout</td>" in page
     (move,) = alias_history.alias_history(store, unique_name, "alias", "champion")
     assert (move.previous, move.version, move.actor, move.approved_by) == (1, 2, "ben", ("ben",))
     assert not move.external and move.request_id == request.request_id
@@ -270,10 +282,11 @@ def test_a_failed_mlflow_call_after_the_intent_marks_the_request_failed_and_retr
 
     assert promotion.retry(services, APPROVER, request.request_id).status == "executed"
     assert client.get_model_version_by_alias(unique_name, "champion").version == "2"
-    assert events_of(store, request.request_id)[-3:] == [
+    assert events_of(store, request.request_id)[-4:] == [
         "promotion.failed",
         "promotion.executing",
         "alias.moved",
+        "model_card.logged",
     ]
 
 
