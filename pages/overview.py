@@ -25,8 +25,10 @@ from services.links import (
 )
 from services.overview import ModelHealth, Overview, changes_table, fleet_table
 from services.overview_charts import drift_sparkline, metric_trend
+from services.report import NO_CHROMIUM, chromium_path, html_to_pdf, report_html
 
 CARDS_MAX = 9  # a screen's worth of cards
+FLEET = "The whole fleet"
 
 settings = cache.settings()
 query = cache.read_query()
@@ -171,7 +173,29 @@ if not presenting:
         st.stop()
     show_overview(overview)
     st.subheader("Export", anchor=False)
-    export = st.columns(3)
+    names = [h.name for h in overview.models]
+    scope = st.selectbox("Report for", [FLEET, *names], key="overview.report_scope")
+    one_model = None if scope == FLEET else scope
+    stem = "flightdeck-" + ("fleet" if one_model is None else "model")
+    thresholds = cache.governance().drift
+    export = st.columns(4)
+    export[2].download_button(
+        "Report (HTML)",
+        lambda: report_html(overview, thresholds, one_model),
+        file_name=f"{stem}.html",
+        mime="text/html",
+        icon=":material/download:",
+        help="One self-contained file: charts included, opens with no network.",
+    )
+    export[3].download_button(
+        "Report (PDF)",
+        lambda: html_to_pdf(report_html(overview, thresholds, one_model)),
+        file_name=f"{stem}.pdf",
+        mime="application/pdf",
+        icon=":material/picture_as_pdf:",
+        disabled=chromium_path() is None,
+        help=NO_CHROMIUM if chromium_path() is None else "Printed by headless Chromium.",
+    )
     export[0].download_button(
         "Models (CSV)",
         fleet_table(overview).to_csv(index=False),

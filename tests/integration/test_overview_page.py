@@ -42,7 +42,12 @@ def test_the_landing_page_shows_each_demo_model_with_its_health(
     assert any(m.startswith("**@champion v3** set outside Flightdeck") for m in headings)
     changes = [m for m in headings if m.startswith("- ")]
     assert any("went into drift alarm on" in c for c in changes)
-    assert {b.label for b in at.get("download_button")} == {"Models (CSV)", "Changes (CSV)"}
+    assert {b.label for b in at.get("download_button")} == {
+        "Models (CSV)",
+        "Changes (CSV)",
+        "Report (HTML)",
+        "Report (PDF)",
+    }
 
 
 def test_presentation_mode_is_read_only_for_a_viewer(seeded_server: ServerProcess) -> None:
