@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,8 +20,22 @@ from pandas.io.formats.style import Styler
 from services.compare import MetricsComparison, VersionMetric, best_cell_mask, run_labels
 from services.history import X_AXIS_TITLES, Series, is_finite_value
 from services.records import CURRENT_HOLDER, AliasMove, Run
+from services.settings import PROJECT_ROOT
 
 # -- theme: every colour and layout default, once ------------------------------------------------
+
+
+def _app_theme() -> dict[str, str]:
+    """The app's ``[theme]`` from ``.streamlit/config.toml``: exports use the same colours."""
+    try:
+        with (PROJECT_ROOT / ".streamlit" / "config.toml").open("rb") as handle:
+            return {k: str(v) for k, v in tomllib.load(handle).get("theme", {}).items()}
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+APP_THEME = _app_theme()
+"""Streamlit's theme (``primaryColor``, ``textColor``, ...), for documents Flightdeck writes."""
 
 PALETTE = (
     "#4C78A8",

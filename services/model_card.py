@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.charts import PALETTE
+from services.charts import APP_THEME, PALETTE
 from services.gates import GateResult
 from services.monitoring import drift_status, monitoring_runs
 from services.records import Run
@@ -127,7 +127,8 @@ def to_html(card: ModelCard) -> str:
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>Model card: {e(card.title)}</title><style>"
-        "body{font-family:sans-serif;color:#1d2330;max-width:60rem;margin:2rem auto}"
+        f"body{{font-family:sans-serif;color:{APP_THEME.get('textColor', 'inherit')};"
+        "max-width:60rem;margin:2rem auto}"
         "th{text-align:left;padding-right:1rem}td,th{padding:.2rem .5rem}"
         f".pass{{color:{PALETTE[2]}}}.fail{{color:{PALETTE[3]}}}</style></head><body>"
         f"<h1>Model card: {e(card.title)}</h1><table>{facts}</table>"

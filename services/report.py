@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from services.charts import PALETTE
+from services.charts import APP_THEME, PALETTE
 from services.errors import FlightdeckError
 from services.governance import DriftThresholds
 from services.overview import ModelHealth, Overview
@@ -21,9 +21,12 @@ from services.processes import CHROMIUM_ARGS
 
 PDF_TIMEOUT_S = 60.0
 THEME_CSS = (
-    "body{font-family:sans-serif;color:#1d2330;background:#fff;max-width:70rem;margin:2rem auto}"
+    f"body{{font-family:sans-serif;color:{APP_THEME.get('textColor', 'inherit')};"
+    f"background:{APP_THEME.get('backgroundColor', 'inherit')};max-width:70rem;margin:2rem auto}}"
+    f"h1,h2{{color:{APP_THEME.get('primaryColor', 'inherit')}}}"
     ".cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:1rem}"
-    ".card{border:1px solid #d5dae1;border-radius:.5rem;padding:1rem;break-inside:avoid}"
+    f".card{{border:1px solid {APP_THEME.get('secondaryBackgroundColor', 'inherit')};"
+    "border-radius:.5rem;padding:1rem;break-inside:avoid}"
     ".counts{display:flex;gap:3rem}.counts b{font-size:2rem;display:block}"
     f".red{{color:{PALETTE[3]}}}.amber{{color:{PALETTE[1]}}}.green{{color:{PALETTE[2]}}}"
 )
