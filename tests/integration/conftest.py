@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
+from services.settings import PROJECT_ROOT
 from services.store import Store, open_store
 
 
@@ -17,3 +20,23 @@ def store(tmp_path: Path) -> Iterator[Store]:
     yield opened
     # Close the pool's connections, so no SQLite handle outlives the test's folder.
     opened.engine.dispose()
+
+
+def app_as(user: str, page: str | None = None, **query: str) -> AppTest:
+    """A new AppTest session of the whole app as ``user`` (development mode), on ``page`` (the
+    landing page when None), with ``query`` in the URL. One session per person: after its first
+    run AppTest reruns a page without ``app.py``, so the identity is the first run's."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+    at.session_state["dev_user"] = user
+    at.query_params.update(query)
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def fresh_app(tracking_env: str) -> None:
+    """Point the app at the session's server and drop cached reads of earlier tests."""
+    st.cache_data.clear()

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
 from services.formatting import escape_markdown
 from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from tests.integration.conftest import app_as
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(tracking_env: str) -> None:
-    st.cache_data.clear()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]
 
 
 def overview(user: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
-    at.session_state["dev_user"] = user
-    at.query_params.update(query)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    """A new session as ``user`` on the landing page."""
+    return app_as(user, **query)
 
 
 def test_the_landing_page_shows_each_demo_model_with_its_health(

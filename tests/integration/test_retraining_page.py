@@ -6,30 +6,19 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.governance import load_governance
 from services.settings import PROJECT_ROOT
 from tests.conftest import config_file_with_copy_gates
+from tests.integration.conftest import app_as
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(tracking_env: str) -> None:
-    st.cache_data.clear()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]
 
 
 def retraining_page(user: str, **query: str) -> AppTest:
-    """A new session as ``user`` (development mode) on the Retraining page."""
-    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
-    at.session_state["dev_user"] = user
-    at.query_params.update(query)
-    at.run()
-    at.switch_page("pages/retraining.py").run()
-    assert not at.exception, at.exception
-    return at
+    """A new session as ``user`` on the Retraining page."""
+    return app_as(user, "pages/retraining.py", **query)
 
 
 def retrain_button(at: AppTest):  # type: ignore[no-untyped-def]
