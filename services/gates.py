@@ -82,6 +82,13 @@ def evaluate_candidate(
     return results
 
 
+def primary_higher_is_better(gates: Gates) -> bool:
+    """The primary metric's direction: as configured, else inferred from its name."""
+    if gates.higher_is_better is not None:
+        return gates.higher_is_better
+    return not inferred_lower_is_better(gates.primary_metric)
+
+
 def _improvement_gate(
     gates: Gates,
     challenger: Run | None,
@@ -105,11 +112,7 @@ def _improvement_gate(
         old = challenger.metrics[f"{CHAMPION_METRIC_PREFIX}{metric}"]
     if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
         return GateResult(name, False, f"{metric} is missing on one of the two versions' runs")
-    higher = (
-        gates.higher_is_better
-        if gates.higher_is_better is not None
-        else not inferred_lower_is_better(metric)
-    )
+    higher = primary_higher_is_better(gates)
     improvement = (new - old) if higher else (old - new)
     detail = f"{old:.4g} → {new:.4g} ({'+' if improvement >= 0 else ''}{improvement:.4g})"
     if same_data:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from services import promotion
 from services.alias_history import alias_history
 from services.aliases import CHAMPION
-from services.compare import inferred_lower_is_better
+from services.gates import primary_higher_is_better
 from services.monitoring import (
     RED,
     DriftStatus,
@@ -150,11 +150,7 @@ def model_health(
     """One model's card, from reads already made."""
     gates = services.governance.gates_for(model.name)
     metric = gates.primary_metric
-    higher = (
-        gates.higher_is_better
-        if gates.higher_is_better is not None
-        else not inferred_lower_is_better(metric)
-    )
+    higher = primary_higher_is_better(gates)
     trend: list[tuple[int, float]] = []
     for version in sorted(versions, key=lambda v: v.version):
         run = runs.get(version.run_id)

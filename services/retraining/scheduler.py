@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from services import audit, promotion
 from services.aliases import CHAMPION
 from services.auth import Identity
-from services.compare import inferred_lower_is_better
 from services.errors import FlightdeckError, NotFound
+from services.gates import primary_higher_is_better
 from services.governance import RetrainingPolicy
 from services.monitoring import monitoring_runs
 from services.retraining.base import Backend
@@ -108,11 +108,7 @@ def decay_baseline(
         return None
     if score is None:
         return None
-    higher = (
-        gates.higher_is_better
-        if gates.higher_is_better is not None
-        else not inferred_lower_is_better(gates.primary_metric)
-    )
+    higher = primary_higher_is_better(gates)
     return DecayBaseline(gates.primary_metric, score, higher)
 
 
