@@ -42,12 +42,18 @@ class Action(Enum):
         self.role = role
 
 
+def person_key(name: str) -> str:
+    """The one spelling of a person's name or email: stripped and case-folded, so "Ben" and
+    "BEN" are one person wherever people are compared, counted or stored."""
+    return name.strip().casefold()
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """The person behind the current session."""
 
     name: str
-    """A user name or email; untrusted text."""
+    """A user name or email in its :func:`person_key` form (set on construction); untrusted."""
     authenticated: bool
     """False in development mode (anyone may claim any name) and for anonymous visitors."""
     role: str = VIEWER
@@ -57,6 +63,9 @@ class Identity:
     groups: tuple[str, ...] = ()
     """Groups the login provider reported; used for role mapping."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", person_key(self.name))
+
     def may(self, action: Action) -> bool:
         """True when this person's role allows ``action``."""
         return ROLES.index(self.role) >= ROLES.index(action.role)
@@ -64,12 +73,12 @@ class Identity:
 
 def role_for(governance: Governance, names: Sequence[str], groups: Sequence[str] = ()) -> str:
     """The most trusted role held by any of ``names`` (user, email) or ``groups``."""
-    keys = {n.strip().casefold() for n in names if n.strip()}
-    keys |= {f"{GROUP_PREFIX}{g.strip()}".casefold() for g in groups if g.strip()}
+    keys = {person_key(n) for n in names if n.strip()}
+    keys |= {person_key(f"{GROUP_PREFIX}{g.strip()}") for g in groups if g.strip()}
     held = [
         role
         for role, members in governance.role_members.items()
-        if keys & {m.casefold() for m in members}
+        if keys & {person_key(m) for m in members}
     ]
     return max(held, key=ROLES.index, default=VIEWER)
 
