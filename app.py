@@ -1,16 +1,28 @@
 """Flightdeck: the frame around every page.
 
 It sets up the page, builds the settings and identity once per script run, checks the tracking
-server, shows the shared sidebar, and routes to the chosen page.
+server, shows the shared sidebar, and routes to the chosen page. Identity fails closed: without
+a trusted identity that may view (services.auth), it serves no page and no navigation, only the
+login screen or what to configure.
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import streamlit as st
 
 from services import cache
-from services.auth import resolve_identity
-from services.errors import ConfigurationError, FlightdeckError
+from services.auth import (
+    DEVELOPMENT,
+    OIDC,
+    PROXY,
+    Action,
+    identity_source,
+    require,
+    resolve_identity,
+)
+from services.errors import ConfigurationError, FlightdeckError, PermissionDenied
 from services.formatting import ago, escape_markdown
 from services.governance import load_governance
 from services.links import (
@@ -49,95 +61,135 @@ st.set_page_config(
 )
 cache.start_script_run()
 
-navigation = st.navigation(
-    {
-        "Overview": [
-            st.Page(
-                OVERVIEW_PAGE,
-                title="Overview",
-                icon=":material/dashboard:",
-                url_path=OVERVIEW_URL_PATH,
-                default=True,
-            ),
-        ],
-        "Experiments": [
-            st.Page(
-                EXPERIMENTS_PAGE,
-                title="Experiments",
-                icon=":material/science:",
-                url_path=EXPERIMENTS_URL_PATH,
-            ),
-            st.Page(RUNS_PAGE, title="Runs", icon=":material/table_rows:", url_path=RUNS_URL_PATH),
-            st.Page(
-                COMPARE_PAGE,
-                title="Compare",
-                icon=":material/compare_arrows:",
-                url_path=COMPARE_URL_PATH,
-            ),
-            st.Page(
-                RUN_PAGE,
-                title="Run",
-                icon=":material/description:",
-                url_path=RUN_URL_PATH,
-                visibility="hidden",
-            ),
-        ],
-        "Models": [
-            st.Page(
-                MODELS_PAGE,
-                title="Models",
-                icon=":material/model_training:",
-                url_path=MODELS_URL_PATH,
-            ),
-            st.Page(
-                MODEL_PAGE,
-                title="Model",
-                icon=":material/deployed_code:",
-                url_path=MODEL_URL_PATH,
-                visibility="hidden",
-            ),
-            st.Page(
-                PROMOTIONS_PAGE,
-                title="Promotions",
-                icon=":material/how_to_reg:",
-                url_path=PROMOTIONS_URL_PATH,
-            ),
-        ],
-        "Monitoring": [
-            st.Page(
-                MONITORING_PAGE,
-                title="Monitoring",
-                icon=":material/monitoring:",
-                url_path=MONITORING_URL_PATH,
-            ),
-            st.Page(
-                RETRAINING_PAGE,
-                title="Retraining",
-                icon=":material/model_training:",
-                url_path=RETRAINING_URL_PATH,
-            ),
-        ],
-        "Governance": [
-            st.Page(
-                ADMIN_PAGE,
-                title="Admin",
-                icon=":material/admin_panel_settings:",
-                url_path=ADMIN_URL_PATH,
-            ),
-        ],
-    },
-    position="hidden" if presenting else "sidebar",  # a meeting-room screen: no navigation
-)
+
+def refuse(message: str, *, login: bool = False) -> NoReturn:
+    """Serve no page and no navigation: only ``message`` (our own text), and the login button
+    when OIDC is configured. Every URL of the app leads here."""
+    cache.forget_frame()
+
+    def sign_in() -> None:
+        st.title(":material/flight_takeoff: Flightdeck")
+        if login:
+            st.info(message, icon=":material/lock:")
+            st.button("Log in", icon=":material/login:", type="primary", on_click=st.login)
+        else:
+            st.error(message, icon=":material/lock:")
+
+    st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")], position="hidden").run()
+    st.stop()
+    raise AssertionError("st.stop() returned")  # for the type checker: never reached
+
 
 try:
     settings = load_settings()
     governance = load_governance(settings.governance_path)
 except ConfigurationError as exc:
-    st.error(str(exc), icon=":material/settings_alert:")
-    st.stop()
-cache.use_settings(settings)
+    refuse(str(exc))
 oidc_configured, oidc_user = cache.oidc_login()
-development_mode = not oidc_configured and not settings.auth_header
+source = identity_source(
+    settings,
+    oidc_configured=oidc_configured,
+    listen_address=st.get_option("server.address"),  # unset: every interface
+)
+if source.kind is None:
+    refuse(source.refusal)
+dev_users = list(dict.fromkeys([settings.dev_user, *governance.configured_users]))
+dev_choice = st.session_state.get("dev_user")  # the sidebar's "Acting as", drawn below
+try:
+    identity = resolve_identity(
+        settings,
+        governance,
+        source=source.kind,
+        oidc_user=oidc_user,
+        headers=cache.request_headers() if source.kind == PROXY else (),
+        dev_choice=dev_choice if dev_choice in dev_users else None,
+    )
+    require(identity, Action.VIEW)
+except PermissionDenied as exc:
+    refuse(str(exc), login=source.kind == OIDC)
+cache.use_settings(settings)
+cache.use_frame(governance, identity)
+
+pages = {
+    "Overview": [
+        st.Page(
+            OVERVIEW_PAGE,
+            title="Overview",
+            icon=":material/dashboard:",
+            url_path=OVERVIEW_URL_PATH,
+            default=True,
+        ),
+    ],
+    "Experiments": [
+        st.Page(
+            EXPERIMENTS_PAGE,
+            title="Experiments",
+            icon=":material/science:",
+            url_path=EXPERIMENTS_URL_PATH,
+        ),
+        st.Page(RUNS_PAGE, title="Runs", icon=":material/table_rows:", url_path=RUNS_URL_PATH),
+        st.Page(
+            COMPARE_PAGE,
+            title="Compare",
+            icon=":material/compare_arrows:",
+            url_path=COMPARE_URL_PATH,
+        ),
+        st.Page(
+            RUN_PAGE,
+            title="Run",
+            icon=":material/description:",
+            url_path=RUN_URL_PATH,
+            visibility="hidden",
+        ),
+    ],
+    "Models": [
+        st.Page(
+            MODELS_PAGE,
+            title="Models",
+            icon=":material/model_training:",
+            url_path=MODELS_URL_PATH,
+        ),
+        st.Page(
+            MODEL_PAGE,
+            title="Model",
+            icon=":material/deployed_code:",
+            url_path=MODEL_URL_PATH,
+            visibility="hidden",
+        ),
+        st.Page(
+            PROMOTIONS_PAGE,
+            title="Promotions",
+            icon=":material/how_to_reg:",
+            url_path=PROMOTIONS_URL_PATH,
+        ),
+    ],
+    "Monitoring": [
+        st.Page(
+            MONITORING_PAGE,
+            title="Monitoring",
+            icon=":material/monitoring:",
+            url_path=MONITORING_URL_PATH,
+        ),
+        st.Page(
+            RETRAINING_PAGE,
+            title="Retraining",
+            icon=":material/model_training:",
+            url_path=RETRAINING_URL_PATH,
+        ),
+    ],
+    "Governance": [
+        st.Page(
+            ADMIN_PAGE,
+            title="Admin",
+            icon=":material/admin_panel_settings:",
+            url_path=ADMIN_URL_PATH,
+        ),
+    ],
+}
+navigation = st.navigation(
+    pages,
+    position="hidden" if presenting else "sidebar",  # a meeting-room screen: no navigation
+)
 
 try:
     server = cache.server_info(settings)
@@ -155,25 +207,12 @@ with st.sidebar:
         st.caption(":red[:material/error: Not reachable]")
     freshness = st.container()
     st.divider()
-    dev_choice = None
-    if development_mode:
-        users = list(dict.fromkeys([settings.dev_user, *governance.configured_users]))
-        dev_choice = st.selectbox("Acting as", users, key="dev_user", help="Development mode only.")
-    identity = resolve_identity(
-        settings,
-        governance,
-        oidc_user=oidc_user,
-        oidc_configured=oidc_configured,
-        headers=cache.request_headers() if settings.auth_header else None,
-        dev_choice=dev_choice,
-    )
-    cache.use_frame(governance, identity)
+    if source.kind == DEVELOPMENT:  # resolved above from the same session key
+        st.selectbox("Acting as", dev_users, key="dev_user", help="Development mode only.")
     st.caption(f":material/person: {escape_markdown(identity.name)} · {identity.role}")
-    if development_mode:
+    if source.kind == DEVELOPMENT:
         st.warning("Development mode: no authentication", icon=":material/warning:")
-    elif oidc_configured and not oidc_user:
-        st.button("Log in", icon=":material/login:", on_click=st.login)
-    elif oidc_configured:
+    elif source.kind == OIDC:
         st.button("Log out", icon=":material/logout:", on_click=st.logout)
 
 if problem is not None:

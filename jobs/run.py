@@ -50,6 +50,8 @@ def main() -> int:
         dashboard_env = {**os.environ, **mlflow_client_environment(settings)}
         if settings.embedded:  # the dashboard reads the embedded server as an external one
             dashboard_env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+            # The embedded demo: pick any user. Honoured only on loopback, where we serve.
+            dashboard_env.setdefault("FLIGHTDECK_DEV_MODE", "1")
         print("Starting the dashboard…", flush=True)
         servers.append(
             start_dashboard(

@@ -97,14 +97,23 @@ def oidc_login() -> tuple[bool, dict[str, object] | None]:
     return True, user if user.get("is_logged_in") else None
 
 
-def request_headers() -> dict[str, str]:
-    """The current request's headers, for a trusted proxy's identity header."""
-    return dict(st.context.headers)
+def request_headers() -> list[tuple[str, str]]:
+    """The current request's headers as (name, value) pairs, a repeated header once per value,
+    so the proxy check can refuse a header sent twice (a dict would keep only one)."""
+    headers = st.context.headers
+    return [(name, value) for name in headers for value in headers.get_all(name)]
+
+
+def forget_frame() -> None:
+    """Drop the settings, governance and identity of earlier runs: a session whose visitor is
+    refused (logged out, or not through the proxy) must not reach a page with them."""
+    for key in (_SETTINGS_KEY, _FRAME_KEY):
+        st.session_state.pop(key, None)
 
 
 def settings() -> Settings:
     """The settings ``app.py`` built for this script run."""
-    if _SETTINGS_KEY not in st.session_state:
+    if _SETTINGS_KEY not in st.session_state or _FRAME_KEY not in st.session_state:
         _rerun_through_the_frame()
     value = st.session_state[_SETTINGS_KEY]
     assert isinstance(value, Settings)

@@ -3,6 +3,7 @@
     FlightdeckError                 anything Flightdeck can explain to a person
     ├── ConfigurationError          a setting is invalid (wrong URI scheme, bad number)
     ├── PermissionDenied            the current person may not do this (a missing role)
+    │   └── NotSignedIn             nobody is signed in: no login, or the proxy's proof is missing
     ├── TrackingError               the MLflow tracking server could not answer as asked
     │   ├── ServerUnreachable       no answer at all: refused, timed out, DNS, TLS
     │   ├── AuthenticationFailed    401: missing or wrong credentials
@@ -36,6 +37,11 @@ class PermissionDenied(FlightdeckError):
     def __init__(self, message: str, missing_role: str | None = None) -> None:
         super().__init__(message)
         self.missing_role = missing_role
+
+
+class NotSignedIn(PermissionDenied):
+    """The visitor has no identity Flightdeck can trust: not logged in, or the request did not
+    come through the configured login proxy. Nothing may be shown or done."""
 
 
 class TrackingError(FlightdeckError):

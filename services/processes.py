@@ -1,8 +1,9 @@
 """Start and stop the local servers Flightdeck runs: the embedded MLflow server and the dashboard.
 
 Used by ``make run`` (``jobs.run``), the test fixtures and the benchmarks, so all three start
-servers the same way. Every server listens on loopback only and runs in its own process group,
-so stopping it also stops its workers.
+servers the same way. Every server listens on loopback only (a test may serve the dashboard
+elsewhere to prove it then refuses) and runs in its own process group, so stopping it also
+stops its workers.
 """
 
 from __future__ import annotations
@@ -129,13 +130,25 @@ def start_mlflow_server(
     return server
 
 
-def start_dashboard(port: int, env: dict[str, str], log_path: Path) -> ServerProcess:
-    """Serve ``app.py`` with Streamlit on loopback; returns once it answers.
+def start_dashboard(
+    port: int,
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    address: str = EMBEDDED_HOST,
+    secrets_file: Path | None = None,
+) -> ServerProcess:
+    """Serve ``app.py`` with Streamlit, on loopback unless told otherwise; returns once it
+    answers (on loopback, which every address but a single other interface includes).
 
     Args:
         port: The port to serve on.
         env: The full environment for the dashboard (tracking URI, timeouts, ...).
         log_path: Where Streamlit's output goes.
+        address: Streamlit's ``server.address``; another one than loopback only for tests that
+            prove the dashboard refuses to serve there without a login.
+        secrets_file: A secrets file to use instead of ``.streamlit/secrets.toml`` (Streamlit's
+            ``secrets.files``), e.g. a test's ``[auth]`` section.
     """
     command = [
         sys.executable,
@@ -146,11 +159,12 @@ def start_dashboard(port: int, env: dict[str, str], log_path: Path) -> ServerPro
         "--server.headless",
         "true",
         "--server.address",
-        EMBEDDED_HOST,
+        address,
         "--server.port",
         str(port),
         "--browser.gatherUsageStats",
         "false",
+        *(["--secrets.files", str(secrets_file)] if secrets_file else []),
     ]
     server = _spawn("dashboard", f"http://{EMBEDDED_HOST}:{port}", command, env, log_path)
     _wait_until_healthy(server, "/_stcore/health", DASHBOARD_STARTUP_TIMEOUT_S)

@@ -25,6 +25,8 @@ EMBEDDED_HOST = "127.0.0.1"
 """Embedded servers and the dashboard only ever listen on loopback."""
 
 SUPPORTED_SCHEMES = ("http", "https")
+DEFAULT_AUTH_SECRET_HEADER = "X-Flightdeck-Proxy-Secret"
+"""The header in which a login proxy sends the shared secret, unless configured otherwise."""
 
 # Cache lifetimes, in seconds. Decorators need them at import time, so they are constants.
 READ_CACHE_TTL_S = 60
@@ -64,7 +66,15 @@ class Settings:
     store_url: str = field(repr=False)
     """SQLAlchemy URL of the application store; a SQLite file in ``data_dir`` by default."""
     auth_header: str | None = None
-    """A trusted reverse proxy's identity header (e.g. ``X-Forwarded-Email``); off when None."""
+    """A reverse proxy's identity header (e.g. ``X-Forwarded-Email``); off when None. Trusted
+    only on requests that also carry ``auth_secret`` in ``auth_secret_header``."""
+    auth_secret_header: str = DEFAULT_AUTH_SECRET_HEADER
+    """The header in which the proxy proves itself with ``auth_secret``."""
+    auth_secret: str | None = field(default=None, repr=False)
+    """The secret the proxy sends in ``auth_secret_header``; from the secrets or environment."""
+    dev_mode: bool = False
+    """Development mode: anyone picks any configured user. Honoured only when no login or proxy
+    is configured and the dashboard listens on loopback (:func:`services.auth.identity_source`)."""
     mlflow_username: str | None = field(default=None, repr=False)
     """Basic-auth user for the tracking server (``MLFLOW_TRACKING_USERNAME``)."""
     mlflow_password: str | None = field(default=None, repr=False)
@@ -182,7 +192,19 @@ def load_settings(
             "store_url",
             f"sqlite:///{data_dir / 'flightdeck.db'}",
         ),
-        auth_header=pick("FLIGHTDECK_AUTH_HEADER", flightdeck_secrets, "auth_header", "") or None,
+        auth_header=pick("FLIGHTDECK_AUTH_HEADER", flightdeck_secrets, "auth_header", "").strip()
+        or None,
+        auth_secret_header=pick(
+            "FLIGHTDECK_AUTH_SECRET_HEADER",
+            flightdeck_secrets,
+            "auth_secret_header",
+            DEFAULT_AUTH_SECRET_HEADER,
+        ).strip(),
+        # A credential: read like the MLflow password, never from flightdeck.toml.
+        auth_secret=pick("FLIGHTDECK_AUTH_SECRET", flightdeck_secrets, "auth_secret", "") or None,
+        dev_mode=_to_bool(
+            "FLIGHTDECK_DEV_MODE", pick("FLIGHTDECK_DEV_MODE", flightdeck_secrets, "dev_mode", "0")
+        ),
         mlflow_username=env.get("MLFLOW_TRACKING_USERNAME") or mlflow_secrets.get("username"),
         mlflow_password=env.get("MLFLOW_TRACKING_PASSWORD") or mlflow_secrets.get("password"),
         mlflow_token=env.get("MLFLOW_TRACKING_TOKEN") or mlflow_secrets.get("token"),
@@ -290,6 +312,16 @@ def _to_float(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, not {raw!r}.") from None
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _to_bool(name: str, raw: str) -> bool:
+    value = raw.strip().casefold()
+    if value not in _TRUE + _FALSE:
+        raise ConfigurationError(f"{name} must be 1 or 0 (true or false), not {raw!r}.")
+    return value in _TRUE
 
 
 RETRAINING_ENGINES = ("local", "prefect", "airflow")

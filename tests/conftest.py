@@ -39,6 +39,25 @@ def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         yield data_dir
 
 
+@pytest.fixture(scope="session", autouse=True)
+def development_mode_on_loopback() -> Iterator[None]:
+    """Run the suite's apps as ``make run`` does: development mode, served on loopback.
+
+    Dashboards started by tests inherit the variable and are served on 127.0.0.1
+    (``start_dashboard``); AppTest reads ``server.address`` from this process's Streamlit
+    config, set here so it does not depend on the folder pytest runs from. Tests of the
+    refusals and of real logins override both.
+    """
+    from streamlit import config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLIGHTDECK_DEV_MODE", "1")
+        for name in ("FLIGHTDECK_AUTH_HEADER", "FLIGHTDECK_AUTH_SECRET"):
+            patch.delenv(name, raising=False)
+        config.set_option("server.address", "127.0.0.1", "tests/conftest.py")
+        yield
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real MLflow tracking server with a temporary SQLite store, stopped by its PID."""

@@ -6,8 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from services.auth import ANONYMOUS, Action, Identity, require, resolve_identity, role_for
-from services.errors import FlightdeckError, PermissionDenied
+from services.auth import (
+    DEVELOPMENT,
+    OIDC,
+    PROXY,
+    Action,
+    Identity,
+    identity_source,
+    is_loopback,
+    require,
+    resolve_identity,
+    role_for,
+)
+from services.errors import FlightdeckError, NotSignedIn, PermissionDenied
 from services.governance import ROLES, Governance, parse_governance
 from services.settings import Settings, load_settings
 
@@ -131,77 +142,281 @@ def test_the_most_trusted_of_several_roles_wins() -> None:
     assert role_for(GOVERNANCE, ["vic", "ben@example.com"], groups=["data-eng"]) == "approver"
 
 
-def test_oidc_claims_give_an_authenticated_identity_with_groups(tmp_path: Path) -> None:
-    identity = resolve_identity(
-        settings(tmp_path),
-        GOVERNANCE,
-        oidc_configured=True,
-        oidc_user={"email": "carol@example.com", "name": "Carol", "groups": ["ml-leads"]},
+SECRET = "s3cret-shared-with-the-proxy"
+PROXY_ENV = {"FLIGHTDECK_AUTH_HEADER": "X-Forwarded-Email", "FLIGHTDECK_AUTH_SECRET": SECRET}
+PROOF = ("X-Flightdeck-Proxy-Secret", SECRET)
+
+
+# --- Where identities come from: anything not explicitly safe serves no page ---
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_are_loopback(address: str) -> None:
+    assert is_loopback(address)
+
+
+@pytest.mark.parametrize(
+    "address", [None, "", "  ", "0.0.0.0", "::", "192.0.2.2", "10.0.0.1", "example.com"]
+)
+def test_unset_wildcard_and_other_addresses_are_not_loopback(address: str | None) -> None:
+    assert not is_loopback(address)
+
+
+def test_development_mode_needs_the_setting_and_loopback(tmp_path: Path) -> None:
+    enabled = settings(tmp_path, FLIGHTDECK_DEV_MODE="1")
+    assert identity_source(enabled, oidc_configured=False, listen_address="127.0.0.1").kind == (
+        DEVELOPMENT
+    )
+
+
+@pytest.mark.parametrize("address", [None, "0.0.0.0", "192.0.2.2"])
+def test_development_mode_off_loopback_serves_nothing(tmp_path: Path, address: str | None) -> None:
+    source = identity_source(
+        settings(tmp_path, FLIGHTDECK_DEV_MODE="1"), oidc_configured=False, listen_address=address
+    )
+    assert source.kind is None
+    assert "Development mode is enabled, but the dashboard listens on" in source.refusal
+    assert ("every network interface" if address is None else f"`{address}`") in source.refusal
+    assert "[auth]" in source.refusal and "FLIGHTDECK_AUTH_HEADER" in source.refusal
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0", None])
+def test_no_login_no_proxy_and_no_development_mode_serves_nothing(
+    tmp_path: Path, address: str | None
+) -> None:
+    source = identity_source(settings(tmp_path), oidc_configured=False, listen_address=address)
+    assert source.kind is None
+    assert "no login configured" in source.refusal
+    for how in (
+        "[auth]",
+        "FLIGHTDECK_AUTH_HEADER",
+        "FLIGHTDECK_AUTH_SECRET",
+        "FLIGHTDECK_DEV_MODE",
+    ):
+        assert how in source.refusal
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", None])
+def test_oidc_wins_over_a_proxy_and_development_mode(tmp_path: Path, address: str | None) -> None:
+    config = settings(tmp_path, FLIGHTDECK_DEV_MODE="1", **PROXY_ENV)
+    assert identity_source(config, oidc_configured=True, listen_address=address).kind == OIDC
+
+
+def test_a_proxy_with_its_secret_wins_over_development_mode_on_any_address(
+    tmp_path: Path,
+) -> None:
+    config = settings(tmp_path, FLIGHTDECK_DEV_MODE="1", **PROXY_ENV)
+    assert identity_source(config, oidc_configured=False, listen_address="0.0.0.0").kind == PROXY
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"FLIGHTDECK_AUTH_HEADER": "X-Forwarded-Email"}, "without `FLIGHTDECK_AUTH_SECRET`"),
+        ({"FLIGHTDECK_AUTH_SECRET": SECRET}, "`FLIGHTDECK_AUTH_HEADER` is not"),
+        ({**PROXY_ENV, "FLIGHTDECK_AUTH_SECRET": "short"}, "shorter than 16 characters"),
+        (
+            {**PROXY_ENV, "FLIGHTDECK_AUTH_SECRET_HEADER": "x-forwarded-EMAIL"},
+            "two different headers",
+        ),
+    ],
+)
+def test_an_incomplete_proxy_configuration_serves_nothing_even_in_development_mode(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    config = settings(tmp_path, FLIGHTDECK_DEV_MODE="1", **env)
+    source = identity_source(config, oidc_configured=False, listen_address="127.0.0.1")
+    assert source.kind is None
+    assert says in source.refusal
+
+
+def test_the_proxy_secret_never_appears_in_settings_repr(tmp_path: Path) -> None:
+    assert SECRET not in repr(settings(tmp_path, **PROXY_ENV))
+
+
+# --- OIDC: roles from the verified email, the subject or groups, never the display name ---
+
+
+def oidc(claims: dict[str, object] | None, tmp_path: Path) -> Identity:
+    return resolve_identity(settings(tmp_path), GOVERNANCE, source=OIDC, oidc_user=claims)
+
+
+def test_oidc_verified_email_names_the_person_and_groups_map_roles(tmp_path: Path) -> None:
+    identity = oidc(
+        {
+            "sub": "u-1",
+            "email": "Carol@Example.com",
+            "email_verified": True,
+            "name": "Carol",
+            "groups": ["ml-leads"],
+        },
+        tmp_path,
     )
     assert identity == Identity(
         "carol@example.com", True, "approver", source="oidc", groups=("ml-leads",)
     )
 
 
-def test_oidc_name_is_used_when_there_is_no_email(tmp_path: Path) -> None:
-    identity = resolve_identity(
-        settings(tmp_path), GOVERNANCE, oidc_configured=True, oidc_user={"name": "omar"}
-    )
-    assert (identity.name, identity.role, identity.authenticated) == ("omar", "operator", True)
+def test_oidc_email_counts_when_the_provider_does_not_say_whether_it_is_verified(
+    tmp_path: Path,
+) -> None:
+    identity = oidc({"sub": "u-2", "email": "ben@example.com"}, tmp_path)
+    assert (identity.name, identity.role) == ("ben@example.com", "approver")
 
 
-def test_oidc_groups_that_are_not_a_list_are_ignored(tmp_path: Path) -> None:
-    identity = resolve_identity(
-        settings(tmp_path),
-        GOVERNANCE,
-        oidc_configured=True,
-        oidc_user={"email": "x@example.com", "groups": "ml-leads"},
+@pytest.mark.parametrize("verified", [False, "false", None, 0, "no"])
+def test_oidc_unverified_email_is_ignored_the_subject_names_the_person(
+    tmp_path: Path, verified: object
+) -> None:
+    identity = oidc(
+        {"sub": "u-3", "email": "ben@example.com", "email_verified": verified}, tmp_path
     )
-    assert identity.groups == ()
+    assert (identity.name, identity.role, identity.authenticated) == ("u-3", "viewer", True)
+
+
+def test_oidc_verified_email_sent_as_a_string_counts(tmp_path: Path) -> None:
+    identity = oidc({"sub": "u-4", "email": "ben@example.com", "email_verified": "true"}, tmp_path)
+    assert identity.role == "approver"
+
+
+@pytest.mark.parametrize("name_claim", ["name", "preferred_username", "nickname", "given_name"])
+def test_oidc_display_names_never_grant_a_role(tmp_path: Path, name_claim: str) -> None:
+    identity = oidc({"sub": "u-5", name_claim: "ada"}, tmp_path)
+    assert (identity.name, identity.role) == ("u-5", "viewer")
+    identity = oidc({"sub": "u-6", name_claim: "ben@example.com"}, tmp_path)
     assert identity.role == "viewer"
 
 
-@pytest.mark.parametrize("claims", [None, {}, {"email": "", "name": ""}])
-def test_oidc_configured_but_not_logged_in_is_an_anonymous_viewer(
+def test_oidc_subject_maps_a_role(tmp_path: Path) -> None:
+    assert oidc({"sub": "omar"}, tmp_path).role == "operator"
+
+
+def test_oidc_groups_that_are_not_a_list_of_strings_are_ignored(tmp_path: Path) -> None:
+    assert oidc({"sub": "x", "groups": "ml-leads"}, tmp_path).role == "viewer"
+    identity = oidc({"sub": "x", "groups": [["ml-leads"], 3, " ml-leads "]}, tmp_path)
+    assert (identity.groups, identity.role) == (("ml-leads",), "approver")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [None, {}, {"email": "", "sub": ""}, {"name": "ada"}, {"email": "a@x.io", "email_verified": 0}],
+)
+def test_oidc_without_a_login_is_not_signed_in(
     tmp_path: Path, claims: dict[str, object] | None
 ) -> None:
-    identity = resolve_identity(
-        settings(tmp_path, FLIGHTDECK_DEV_USER="ada"),
-        GOVERNANCE,
-        oidc_configured=True,
-        oidc_user=claims,
-        dev_choice="ada",  # development mode's choice must not leak into an OIDC setup
+    with pytest.raises(NotSignedIn, match="Log in"):
+        resolve_identity(
+            settings(tmp_path, FLIGHTDECK_DEV_USER="ada"),
+            GOVERNANCE,
+            source=OIDC,
+            oidc_user=claims,
+            dev_choice="ada",  # development mode's choice must not leak into an OIDC setup
+        )
+
+
+# --- Proxy: the header counts only with the proxy's secret, once ---
+
+
+def proxy(headers: list[tuple[str, str]], tmp_path: Path) -> Identity:
+    return resolve_identity(
+        settings(tmp_path, **PROXY_ENV), GOVERNANCE, source=PROXY, headers=headers, dev_choice="ada"
     )
-    assert identity == Identity(ANONYMOUS, False, "viewer", source="oidc")
 
 
-def test_proxy_header_is_read_case_insensitively(tmp_path: Path) -> None:
-    config = settings(tmp_path, FLIGHTDECK_AUTH_HEADER="X-Forwarded-Email")
-    identity = resolve_identity(
-        config, GOVERNANCE, headers={"x-forwarded-email": " Ben@Example.com "}, dev_choice="ada"
-    )
-    assert identity == Identity("Ben@Example.com", True, "approver", source="proxy")
+def test_proxy_header_with_the_secret_names_the_person_case_insensitively(tmp_path: Path) -> None:
+    identity = proxy([("x-forwarded-email", " Ben@Example.com "), PROOF], tmp_path)
+    assert identity == Identity("ben@example.com", True, "approver", source="proxy")
 
 
-@pytest.mark.parametrize("headers", [None, {}, {"X-Forwarded-Email": "  "}, {"X-User": "ada"}])
-def test_proxy_without_its_header_is_an_anonymous_viewer(
-    tmp_path: Path, headers: dict[str, str] | None
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ([("X-Forwarded-Email", "ada")], "secret header is missing"),
+        ([("X-Forwarded-Email", "ada"), ("X-Flightdeck-Proxy-Secret", "")], "secret is wrong"),
+        (
+            [("X-Forwarded-Email", "ada"), ("X-Flightdeck-Proxy-Secret", SECRET + "x")],
+            "secret is wrong",
+        ),
+        (
+            [("X-Forwarded-Email", "ada"), ("X-Flightdeck-Proxy-Secret", SECRET[:-1])],
+            "secret is wrong",
+        ),
+        ([("X-Forwarded-Email", "ada"), PROOF, PROOF], "secret header is repeated"),
+        ([("X-Forwarded-Email", "ada"), ("X-Secret", SECRET)], "secret header is missing"),
+    ],
+)
+def test_proxy_header_without_the_right_secret_is_refused(
+    tmp_path: Path, headers: list[tuple[str, str]], says: str
 ) -> None:
-    config = settings(tmp_path, FLIGHTDECK_AUTH_HEADER="X-Forwarded-Email")
-    identity = resolve_identity(config, GOVERNANCE, headers=headers, dev_choice="ada")
-    assert identity == Identity(ANONYMOUS, False, "viewer", source="proxy")
+    with pytest.raises(NotSignedIn, match=says) as caught:
+        proxy(headers, tmp_path)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Forwarded-Email", "vic"), ("X-Forwarded-Email", "ada"), PROOF],
+        [("X-Forwarded-Email", "ada"), ("x-forwarded-email", "ada"), PROOF],
+    ],
+)
+def test_proxy_identity_header_sent_twice_is_refused(
+    tmp_path: Path, headers: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(NotSignedIn, match="more than once"):
+        proxy(headers, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["vic, ada", "ada\x00", "ada\nX-Evil: 1"])
+def test_proxy_identity_header_holding_a_list_or_control_characters_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(NotSignedIn, match="not one user"):
+        proxy([("X-Forwarded-Email", value), PROOF], tmp_path)
+
+
+@pytest.mark.parametrize("headers", [[PROOF], [("X-Forwarded-Email", "  "), PROOF]])
+def test_proxy_without_a_user_is_not_signed_in(
+    tmp_path: Path, headers: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(NotSignedIn, match="sent no user"):
+        proxy(headers, tmp_path)
+
+
+# --- Development mode, and what an unauthenticated identity may do ---
 
 
 def test_development_mode_uses_the_chosen_user_unauthenticated(tmp_path: Path) -> None:
-    config = settings(tmp_path, FLIGHTDECK_DEV_USER="vic")
+    config = settings(tmp_path, FLIGHTDECK_DEV_USER="vic", **PROXY_ENV)
     identity = resolve_identity(
-        config, GOVERNANCE, headers={"X-Forwarded-Email": "ada"}, dev_choice="ada"
+        config,
+        GOVERNANCE,
+        source=DEVELOPMENT,
+        headers=[("X-Forwarded-Email", "omar"), PROOF],
+        dev_choice="ada",
     )
     assert identity == Identity("ada", False, "admin", source="development")
+    assert identity.may(Action.ADMINISTER)
 
 
 @pytest.mark.parametrize("choice", [None, "", "   "])
 def test_development_mode_falls_back_to_the_dev_user(tmp_path: Path, choice: str | None) -> None:
     config = settings(tmp_path, FLIGHTDECK_DEV_USER="omar")
-    identity = resolve_identity(config, GOVERNANCE, dev_choice=choice)
+    identity = resolve_identity(config, GOVERNANCE, source=DEVELOPMENT, dev_choice=choice)
     assert identity == Identity("omar", False, "operator", source="development")
+
+
+@pytest.mark.parametrize("source", [OIDC, PROXY, "something-else"])
+@pytest.mark.parametrize("action", list(Action))
+def test_an_unauthenticated_identity_outside_development_mode_may_do_nothing(
+    source: str, action: Action
+) -> None:
+    nobody = Identity("ada", authenticated=False, role="admin", source=source)
+    assert not nobody.may(action)
+    with pytest.raises(NotSignedIn, match="Log in"):
+        require(nobody, action)
+
+
+def test_an_unknown_source_resolves_no_identity(tmp_path: Path) -> None:
+    with pytest.raises(NotSignedIn):
+        resolve_identity(settings(tmp_path), GOVERNANCE, source="", dev_choice="ada")

@@ -90,3 +90,35 @@ def test_credentials_never_appear_in_repr(tmp_path: Path) -> None:
     )
     assert "hunter2" not in repr(settings)
     assert "t0k" not in repr(settings)
+
+
+def test_development_mode_and_the_proxy_are_off_unless_configured(tmp_path: Path) -> None:
+    settings = load_settings({}, secrets_path=tmp_path / "missing.toml")
+    assert not settings.dev_mode
+    assert settings.auth_header is None and settings.auth_secret is None
+    assert settings.auth_secret_header == "X-Flightdeck-Proxy-Secret"
+
+
+@pytest.mark.parametrize(("raw", "enabled"), [("1", True), ("true", True), ("0", False)])
+def test_development_mode_from_the_environment(tmp_path: Path, raw: str, enabled: bool) -> None:
+    settings = load_settings({"FLIGHTDECK_DEV_MODE": raw}, secrets_path=tmp_path / "x.toml")
+    assert settings.dev_mode is enabled
+
+
+def test_development_mode_with_an_unclear_value_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="FLIGHTDECK_DEV_MODE must be 1 or 0"):
+        load_settings({"FLIGHTDECK_DEV_MODE": "maybe"}, secrets_path=tmp_path / "x.toml")
+
+
+def test_proxy_settings_and_development_mode_from_the_secrets_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        '[flightdeck]\nauth_header = "X-Forwarded-Email"\nauth_secret_header = "X-Proof"\n'
+        'auth_secret = "from-the-secrets-file"\ndev_mode = true\n'
+    )
+    settings = load_settings({}, secrets_path=secrets)
+    assert settings.auth_header == "X-Forwarded-Email"
+    assert settings.auth_secret_header == "X-Proof"
+    assert settings.auth_secret == "from-the-secrets-file"
+    assert settings.dev_mode
+    assert "from-the-secrets-file" not in repr(settings)
