@@ -2,10 +2,11 @@
 
 The file is configuration, not a secret: credentials never go here. Example::
 
-    [roles]                       # role -> users, emails or "group:<name>"
-    admin = ["ada"]
-    approver = ["ben", "group:ml-leads"]
-    operator = ["omar"]           # everyone not listed is a viewer
+    [roles]                       # role -> emails, "group:<name>" or user names
+    admin = ["ada@example.com"]   # OIDC: a verified email, the subject or a group; never the
+    approver = ["ben@example.com", "group:ml-leads"]  # display name. Bare names ("ada") match
+    operator = ["group:data-eng"] # development mode's users and proxy user names.
+                                  # Everyone not listed is a viewer.
 
     [promotion]
     target = "alias"              # or "stage", for servers that still use legacy stages
