@@ -14,7 +14,7 @@ AIRFLOW_VENV := $(ENGINES)/airflow
 PREFECT_STAMP := $(PREFECT_VENV)/.installed
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: run test lint format bench screenshots browser engines clean help
+.PHONY: run test lint format bench screenshots browser nginx engines clean help
 
 help:
 	@echo "make run          start MLflow (embedded unless MLFLOW_TRACKING_URI is set) and the dashboard"
@@ -42,6 +42,16 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
+	  fi; }
+
+# Debian's nginx runs the README's login-proxy configuration in a browser test.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian's nginx for the login-proxy test…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else \
+	    echo "nginx is missing: run 'sudo apt-get install -y nginx' (the login-proxy test needs it)"; exit 1; \
 	  fi; }
 
 run: $(RUNTIME_STAMP)
@@ -86,7 +96,7 @@ $(AIRFLOW_STAMP): jobs/airflow-requirements.txt
 
 engines: $(PREFECT_STAMP) $(AIRFLOW_STAMP)
 
-test: $(DEV_STAMP) browser engines lint
+test: $(DEV_STAMP) browser nginx engines lint
 	FLIGHTDECK_REQUIRE_ENGINES=1 $(PY) -m pytest
 
 bench: $(DEV_STAMP)
