@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 from services.errors import FlightdeckError
@@ -47,11 +48,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
-        dashboard_env = {**os.environ, **mlflow_client_environment(settings)}
-        if settings.embedded:  # the dashboard reads the embedded server as an external one
-            dashboard_env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-            # The embedded demo: pick any user. Honoured only on loopback, where we serve.
-            dashboard_env.setdefault("FLIGHTDECK_DEV_MODE", "1")
+        dashboard_env = dashboard_environment(settings, os.environ)
         print("Starting the dashboard…", flush=True)
         servers.append(
             start_dashboard(
@@ -74,6 +71,17 @@ def main() -> int:
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+def dashboard_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The dashboard's environment: the MLflow client's variables and, with the embedded demo
+    server, development mode unless ``FLIGHTDECK_DEV_MODE`` says otherwise. The dashboard
+    honours development mode only because it is served on loopback."""
+    env = {**environ, **mlflow_client_environment(settings)}
+    if settings.embedded:  # the dashboard reads the embedded server as an external one
+        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+        env.setdefault("FLIGHTDECK_DEV_MODE", "1")
+    return env
 
 
 def _start_embedded_mlflow(settings: Settings) -> ServerProcess:
