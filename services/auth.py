@@ -23,6 +23,8 @@ from services.settings import Settings
 VIEWER, OPERATOR, APPROVER, ADMIN = ROLES
 ANONYMOUS = "anonymous"
 """The name of a visitor a configured login or proxy did not identify."""
+POLICY_SOURCE = "policy"
+"""The identity source of Flightdeck's own automation (the scheduler, retraining policies)."""
 
 
 class Action(Enum):
