@@ -1,10 +1,11 @@
 """The retraining scheduler: ``python -m jobs.scheduler`` (started by ``make run``).
 
-Every ``--interval`` seconds it follows the retraining jobs (recording outcomes and proposing
-versions that pass the gates, even with no page open), then reads ``flightdeck.toml`` again,
-judges each model's retraining policy and starts what fires. Each decision is recorded and
-audited once per cause, including the ones a cooldown or budget blocked. ``--once`` runs a
-single pass.
+At start-up and then every ``--interval`` seconds it resolves promotions an interrupted process
+left ``executing`` (:func:`services.promotion.reconcile`), follows the retraining jobs (recording
+outcomes and proposing versions that pass the gates, even with no page open), then reads
+``flightdeck.toml`` again, judges each model's retraining policy and starts what fires. Each
+decision is recorded and audited once per cause, including the ones a cooldown or budget
+blocked. ``--once`` runs a single pass.
 
 Exit status: 0 after ``--once`` or on Ctrl-C; 2 when the configuration is invalid.
 """
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlightdeckError as exc:
         log.warning("could not check the jobs left from before: %s", exc)
     log.info("started: %s engine, a pass every %g s", backend.name, args.interval)
+    interrupted_after = promotion.stuck_after(settings.mlflow_call_limit_s)
     try:
         while True:
             now = datetime.now(UTC)
@@ -69,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except FlightdeckError as exc:
                 log.warning("keeping the previous policies: %s", exc)
             try:
+                for request in promotion.reconcile(services, stuck_after=interrupted_after):
+                    log.info(
+                        "promotion %s of %s recovered: %s",
+                        request.request_id[:8],
+                        request.model,
+                        request.status,
+                    )
                 for job in follow_jobs(services, backend):
                     log.info(
                         "job %s of %s: %s %s",

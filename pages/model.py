@@ -154,14 +154,12 @@ request_column.page_link(
     help=None if me.may(Action.REQUEST_PROMOTION) else "Requesting needs the operator role.",
 )
 if not history_problem:
-    previous_holders = {
-        alias: alias_history.rollback_target(services, model.name, alias) for alias in model.aliases
-    }
-    for column, (alias, previous) in zip(
-        rollback_columns,
-        ((a, p) for a, p in previous_holders.items() if p is not None),
-        strict=False,
-    ):
+    try:
+        previous_holders = alias_history.rollback_targets(services, model.name)
+    except FlightdeckError as exc:
+        previous_holders = {}
+        history_problem = f"Rollback targets are unavailable: {exc}"
+    for column, (alias, previous) in zip(rollback_columns, previous_holders.items(), strict=False):
         column.page_link(
             PROMOTIONS_PAGE,
             label=f"Roll back @{alias} to v{previous}",

@@ -15,13 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from services import cache, promotion
-from services.aliases import CHALLENGER, CHAMPION
 from services.auth import Action, role_phrase
 from services.compare import model_filter
 from services.decision import decision_view
 from services.errors import FlightdeckError, NotFound
 from services.formatting import escape_markdown
-from services.governance import LEGACY_STAGES
 from services.links import MODEL_PAGE
 
 STATUS_ICONS = {
@@ -325,9 +323,13 @@ if not versions:
     st.info(f"{model} has no versions yet: register one from a run first.")
     st.stop()
 prefill_version = (query.get("version") or [""])[0]
-target_choices = (
-    list(LEGACY_STAGES) if services.governance.target == "stage" else [CHAMPION, CHALLENGER]
-)
+try:
+    target_choices = promotion.target_choices(
+        services.governance, list(cache.registered_model(settings, model).aliases), model
+    )
+except FlightdeckError as exc:
+    st.error(str(exc))
+    st.stop()
 prefill_target = (query.get("target") or [target_choices[0]])[0]
 kind = (query.get("kind") or [promotion.PROMOTION])[0]
 if kind == promotion.ROLLBACK:

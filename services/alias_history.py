@@ -1,8 +1,9 @@
-"""Alias history: who moved an alias, when, from which version to which, and why.
+"""Alias history: who moved an alias (or legacy stage), when, from which version to which, and why.
 
 Answered from the audit log: Flightdeck's own moves (``alias.moved``), and moves made outside
 Flightdeck (``alias.external_change``), which :func:`detect_external_changes` records when it
-reads MLflow on each refresh of a model's page.
+reads MLflow on each refresh of a model's page. Servers that promote by legacy stage get the
+same history, rollback and detection, per stage.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services import audit
-from services.promotion import EXECUTING, Services
+from services.aliases import SERVING_STAGES
+from services.compare import model_filter
+from services.promotion import EXECUTING, Registry, Services
 from services.records import AliasMove
 from services.store import Store, promotion_requests
 
@@ -33,6 +36,25 @@ def rollback_target(services: Services, model: str, target: str) -> int | None:
         if move.previous is not None:
             return move.previous
     return None
+
+
+def rollback_targets(services: Services, model: str) -> dict[str, int]:
+    """Each alias (or serving stage) of ``model`` that has a previous holder, and that version."""
+    targets = current_targets(services.registry, model, services.governance.target)
+    found = {target: rollback_target(services, model, target) for target in targets}
+    return {target: version for target, version in found.items() if version is not None}
+
+
+def current_targets(registry: Registry, model: str, target_kind: str) -> dict[str, int]:
+    """What each alias of ``model`` points at; with legacy stages, the newest version in each
+    serving stage (Staging, Production)."""
+    if target_kind == "alias":
+        return registry.model_aliases(model)
+    holders: dict[str, int] = {}
+    for version in registry.model_versions(model_filter(model)):
+        if version.stage in SERVING_STAGES:
+            holders[version.stage] = max(version.version, holders.get(version.stage, 0))
+    return holders
 
 
 def alias_history(store: Store, model: str, target_kind: str, target: str = "") -> list[AliasMove]:
@@ -72,14 +94,14 @@ def holder_at(moves: Sequence[AliasMove], at: datetime) -> AliasMove | None:
 
 
 def detect_external_changes(services: Services, model: str) -> list[str]:
-    """Record aliases of ``model`` that moved outside Flightdeck since it last looked.
+    """Record aliases (or serving stages) of ``model`` that moved outside Flightdeck since it
+    last looked.
 
-    Returns the aliases found changed. An alias Flightdeck has never seen is recorded once as
+    Returns the targets found changed. A target Flightdeck has never seen is recorded once as
     observed, so its history has a starting point.
     """
-    if services.governance.target != "alias":
-        return []
-    aliases = services.registry.model_aliases(model)
+    target_kind = services.governance.target
+    aliases = current_targets(services.registry, model, target_kind)
     changed: list[str] = []
     now = datetime.now(UTC)
     with services.store.write() as connection:
@@ -92,7 +114,7 @@ def detect_external_changes(services: Services, model: str) -> list[str]:
                 )
             )
         }
-        known = _last_known_holders(connection, model)
+        known = _last_known_holders(connection, model, target_kind)
         for alias in sorted(set(aliases) | set(known)):
             if alias in busy:
                 continue
@@ -106,7 +128,7 @@ def detect_external_changes(services: Services, model: str) -> list[str]:
                 connection,
                 actor="mlflow",
                 action=OBSERVED if first_sight else "alias.external_change",
-                subject=audit.subject_for(model, "alias", alias),
+                subject=audit.subject_for(model, target_kind, alias),
                 details={
                     "version": current,
                     "previous": None if first_sight else last,
@@ -121,16 +143,18 @@ def detect_external_changes(services: Services, model: str) -> list[str]:
     return changed
 
 
-def _last_known_holders(connection: Connection, model: str) -> dict[str, int | None]:
+def _last_known_holders(
+    connection: Connection, model: str, target_kind: str
+) -> dict[str, int | None]:
     found = audit.events(
         connection,
-        subject_prefix=audit.subject_for(model) + "/alias:",
+        subject_prefix=audit.subject_for(model) + f"/{target_kind}:",
         actions=(*MOVE_ACTIONS, OBSERVED),
     )
     holders: dict[str, int | None] = {}
     for event in found:
-        alias = event.subject.rsplit("/alias:", 1)[-1]
-        if event.subject != audit.subject_for(model, "alias", alias):
+        alias = event.subject.rsplit(f"/{target_kind}:", 1)[-1]
+        if event.subject != audit.subject_for(model, target_kind, alias):
             continue  # another model whose name starts with this one's
         holders[alias] = event.details.get("version")
     return holders

@@ -35,6 +35,8 @@ from services.settings import Settings
 VIEWER, OPERATOR, APPROVER, ADMIN = ROLES
 OIDC, PROXY, DEVELOPMENT = "oidc", "proxy", "development"
 """Where an identity can come from (:attr:`IdentitySource.kind`, :attr:`Identity.source`)."""
+POLICY_SOURCE = "policy"
+"""The identity source of Flightdeck's own automation (the scheduler, retraining policies)."""
 MIN_PROXY_SECRET_LENGTH = 16
 """Shorter proxy secrets are refused: they could be guessed."""
 LOOPBACK_NAMES = ("localhost",)

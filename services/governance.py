@@ -47,14 +47,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from services.aliases import CHAMPION
+from services.aliases import CHAMPION, PRODUCTION_TARGETS
 from services.errors import ConfigurationError
 
 ROLES = ("viewer", "operator", "approver", "admin")
 """Every role, least to most trusted. Each role may do what the roles before it may."""
 PROMOTION_TARGETS = ("alias", "stage")
-LEGACY_STAGES = ("Staging", "Production", "Archived")
-"""MLflow's legacy stages a version can be moved to."""
 GROUP_PREFIX = "group:"
 
 
@@ -309,9 +307,9 @@ def parse_policy(
         CronSchedule.parse(policy.schedule, f"{where}: {key}.schedule")
     if not policy.promote_to.strip():
         raise ConfigurationError(f"{where}: {key}.promote_to must name an alias.")
-    if policy.auto_approve and policy.promote_to == CHAMPION:
+    if policy.auto_approve and policy.promote_to in PRODUCTION_TARGETS:
         raise ConfigurationError(
-            f"{where}: {key}.auto_approve may only be on for an alias other than {CHAMPION!r}: "
-            "the production alias always needs a person's approval."
+            f"{where}: {key}.auto_approve may only be on for a target other than "
+            f"{' or '.join(PRODUCTION_TARGETS)}: production always needs a person's approval."
         )
     return policy

@@ -5,12 +5,19 @@ A request moves through these statuses::
     pending --approve (enough approvals)--> executing --alias moved--> executed
        |                                        |--alias moved meanwhile--> stale
        |                                        '--MLflow failed--> failed --retry--> executing
-       |--reject--> rejected     |--not decided in time--> expired     |--cancel--> cancelled
+       |--reject--> rejected     |--not decided in time--> expired (pending or failed)
+       '--cancel--> cancelled (pending or failed)
 
 Every function here that writes follows the same steps: check the permission, record the
 intent in the audit log, act (MLflow), record the outcome. Executing is claimed with a
 conditional status change inside the store's write lock, so double clicks, two tabs or twenty
-approvers at once move the alias exactly once.
+approvers at once move the alias exactly once; the outcome is recorded only by whoever still
+finds the request executing.
+
+A process can die between any two of those steps. :func:`reconcile` (run by the control loop
+at start-up and on every pass) resolves each request left ``executing`` for longer than an MLflow
+call can take, by reading where the target points now; :func:`retry` after an ambiguous failure
+(a timeout after the server applied the move) finds the move done and finishes the request.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services import audit
-from services.auth import Action, Identity, require
+from services.aliases import CHALLENGER, CHAMPION, LEGACY_STAGES, PRODUCTION_TARGETS
+from services.auth import POLICY_SOURCE, Action, Identity, person_key, require
 from services.compare import model_filter
 from services.errors import (
     FlightdeckError,
@@ -36,11 +44,11 @@ from services.errors import (
     PromotionError,
 )
 from services.gates import evaluate_gates
-from services.governance import LEGACY_STAGES, Governance
+from services.governance import Governance
 from services.monitoring import RunReader
 from services.notifications import post_webhook
 from services.records import Experiment, ModelVersionSummary, RegisteredModel, Run
-from services.store import Store, promotion_decisions, promotion_requests
+from services.store import Store, audit_events, promotion_decisions, promotion_requests
 
 if TYPE_CHECKING:
     from services.records import ModelSignature
@@ -49,7 +57,15 @@ PENDING, EXECUTING, EXECUTED = "pending", "executing", "executed"
 REJECTED, EXPIRED, CANCELLED, STALE, FAILED = "rejected", "expired", "cancelled", "stale", "failed"
 OPEN_STATUSES = (PENDING, EXECUTING, FAILED)
 """Requests still in play: shown first, and blocking a second request for the same target."""
+UNDECIDED_STATUSES = (PENDING, FAILED)
+"""Requests that expire when not acted on in time, and that their requester may cancel."""
+RECONCILER = "flightdeck"
+"""The audit actor of outcomes Flightdeck recovers from MLflow after an interruption."""
 PROMOTION, ROLLBACK = "promotion", "rollback"
+EVIDENCE_WRITTEN, EVIDENCE_FAILED = "model_card.logged", "model_card.failed"
+"""The audit actions that close an executed request: its mirror tags and model card."""
+EVIDENCE_CATCH_UP = timedelta(days=7)
+"""How far back :func:`reconcile` looks for executed requests whose evidence is missing."""
 MONITORING_EXPERIMENT = "flightdeck-monitoring"
 
 # Mirror tags written on the promoted version, so MLflow's own UI shows the decision.
@@ -127,6 +143,8 @@ class PromotionRequest:
     """See the module docstring."""
     status_reason: str = ""
     """Why it is stale, failed or expired, or a note on an executed request."""
+    updated_at: datetime | None = None
+    """When the status last changed (aware, UTC): for an executed request, when it moved."""
     override_by: str | None = None
     """The admin who overrode failing gates or executed directly."""
     override_reason: str | None = None
@@ -271,6 +289,17 @@ def current_holder(registry: Registry, model: str, target_kind: str, target: str
     return max(in_stage, default=None)
 
 
+def target_choices(governance: Governance, model_aliases: Sequence[str], model: str) -> list[str]:
+    """The targets a request for ``model`` may name: with legacy stages, the stages; else the
+    conventional aliases, every alias the model has, and its retraining policies' aliases."""
+    if governance.target == "stage":
+        return list(LEGACY_STAGES)
+    policies = (governance.default_retraining, governance.retraining_for(model))
+    return list(
+        dict.fromkeys([CHAMPION, CHALLENGER, *model_aliases, *(p.promote_to for p in policies)])
+    )
+
+
 # -- decide --------------------------------------------------------------------------------------
 
 
@@ -294,10 +323,15 @@ def decide(
     """
     require(actor, Action.DECIDE_PROMOTION)
     request = get_request(services.store, request_id)
-    if actor.name.casefold() == request.requested_by.casefold():
+    if person_key(actor.name) == person_key(request.requested_by):
         raise PermissionDenied(
             f"{actor.name} requested this promotion and cannot decide it: another approver must "
             "(four-eyes)."
+        )
+    if actor.source == POLICY_SOURCE and approve and request.target in PRODUCTION_TARGETS:
+        raise PermissionDenied(
+            f"A retraining policy cannot approve a move into {request.target}: production "
+            "always needs a person's approval."
         )
     if not approve and not comment.strip():
         raise PromotionError("Say why you reject the request: the requester needs to know.")
@@ -316,7 +350,8 @@ def decide(
     claimed = False
     subject = audit.subject_for(request.model, request.target_kind, request.target)
     with services.store.write() as connection:
-        _expire_overdue(connection, now)
+        _expire_overdue(connection, now)  # committed even when this decision is refused
+    with services.store.write() as connection:
         status = _status(connection, request_id)
         if status != PENDING:
             raise PromotionConflict(
@@ -327,7 +362,7 @@ def decide(
                 connection.execute(
                     promotion_decisions.insert().values(
                         request_id=request_id,
-                        decided_by=actor.name,
+                        decided_by=person_key(actor.name),
                         decision="approve" if approve else "reject",
                         comment=comment.strip(),
                         decided_at=now,
@@ -360,22 +395,40 @@ def decide(
 # -- execute -------------------------------------------------------------------------------------
 
 
-def retry(services: Services, actor: Identity, request_id: str) -> PromotionRequest:
+def retry(
+    services: Services, actor: Identity, request_id: str, *, now: datetime | None = None
+) -> PromotionRequest:
     """Execute a request whose MLflow call failed, once more.
+
+    The gates are checked again (an admin's override or direct execution still stands), and an
+    expired request is not retried. When the target already points at the requested version
+    (the failed call reached MLflow after all), the request is finished as executed.
 
     Raises:
         PermissionDenied: ``actor`` is not an approver.
-        PromotionConflict: The request is not in the ``failed`` status.
+        PromotionConflict: The request is not in the ``failed`` status, or has expired.
+        PromotionError: A gate fails now.
     """
     require(actor, Action.DECIDE_PROMOTION)
     request = get_request(services.store, request_id)
+    if request.override_by is None:
+        failing = [g for g in evaluate_gates(services, request) if not g.passed]
+        if failing:
+            raise PromotionError(
+                "Failing gates block the retry: "
+                + "; ".join(f"{g.name} ({g.detail})" for g in failing)
+                + ". Cancel this request and open a new one."
+            )
+    now = _now(now)
     subject = audit.subject_for(request.model, request.target_kind, request.target)
     with services.store.write() as connection:
-        if not _claim(connection, request_id, FAILED, actor.name, subject, _now(None)):
+        _expire_overdue(connection, now)
+    with services.store.write() as connection:
+        if not _claim(connection, request_id, FAILED, actor.name, subject, now):
             raise PromotionConflict(
                 f"Request {request_id[:8]} is {_status(connection, request_id)}, not failed."
             )
-    return _execute(services, actor.name, get_request(services.store, request_id))
+    return _execute(services, actor.name, get_request(services.store, request_id), resuming=True)
 
 
 def execute_directly(
@@ -426,25 +479,28 @@ def execute_directly(
 
 
 def cancel(services: Services, actor: Identity, request_id: str, reason: str) -> PromotionRequest:
-    """Withdraw a pending request: its requester, or an admin.
+    """Withdraw a pending or failed request: its requester, or an admin.
 
     Raises:
         PermissionDenied: Someone else's request, and ``actor`` is not an admin.
-        PromotionConflict: The request is no longer pending.
+        PromotionConflict: The request is no longer pending or failed.
     """
     request = get_request(services.store, request_id)
-    if actor.name.casefold() != request.requested_by.casefold():
+    if person_key(actor.name) != person_key(request.requested_by):
         require(actor, Action.ADMINISTER)
     require(actor, Action.REQUEST_PROMOTION)
     now = _now(None)
     with services.store.write() as connection:
         changed = connection.execute(
             promotion_requests.update()
-            .where(promotion_requests.c.id == request_id, promotion_requests.c.status == PENDING)
+            .where(
+                promotion_requests.c.id == request_id,
+                promotion_requests.c.status.in_(UNDECIDED_STATUSES),
+            )
             .values(status=CANCELLED, status_reason=reason.strip(), updated_at=now)
         ).rowcount
         if not changed:
-            raise PromotionConflict(f"Request {request_id[:8]} is no longer pending.")
+            raise PromotionConflict(f"Request {request_id[:8]} is no longer pending or failed.")
         audit.append(
             connection,
             actor=actor.name,
@@ -457,14 +513,20 @@ def cancel(services: Services, actor: Identity, request_id: str, reason: str) ->
     return get_request(services.store, request_id)
 
 
-def _execute(services: Services, actor: str, request: PromotionRequest) -> PromotionRequest:
+def _execute(
+    services: Services, actor: str, request: PromotionRequest, *, resuming: bool = False
+) -> PromotionRequest:
     """Compare-and-set: move the target only if it still points where the request expected.
 
-    The caller has claimed the request (status ``executing``, intent in the audit log).
+    The caller has claimed the request (status ``executing``, intent in the audit log). When
+    ``resuming`` an earlier attempt, a target already on the requested version means that
+    attempt reached MLflow: the request is finished as executed, not as stale.
     """
     registry = services.registry
     try:
         holder = current_holder(registry, request.model, request.target_kind, request.target)
+        if resuming and holder == request.version:
+            return _complete(services, request, actor, recovered=True)[0]
         if holder != request.expected_holder:
             reason = (
                 f"{request.target} now points at {_version_text(holder)}, not "
@@ -482,39 +544,67 @@ def _execute(services: Services, actor: str, request: PromotionRequest) -> Promo
             raise
         _finish(services, request, actor, FAILED, "promotion.failed", str(exc), None)
         raise PromotionError(
-            f"MLflow did not move {request.target}: {exc} The request is marked failed and "
-            "can be retried."
+            f"MLflow did not confirm the move of {request.target}: {exc} The request is marked "
+            "failed and can be retried; a retry finds a move that reached MLflow and finishes."
         ) from exc
-    note = ""
-    try:
-        registry.set_model_version_tags(request.model, request.version, _mirror_tags(request))
-    except FlightdeckError as exc:
-        note = f"The alias moved, but the mirror tags could not be written: {exc}"
-    executed = _finish(
-        services, request, actor, EXECUTED, "alias.moved", note, request.expected_holder
+    return _complete(services, request, actor)[0]
+
+
+def _complete(
+    services: Services, request: PromotionRequest, actor: str, *, recovered: bool = False
+) -> tuple[PromotionRequest, bool]:
+    """Record the move, then write its evidence (mirror tags, model card) and notify; the
+    request, and False when another process had recorded an outcome first.
+
+    The evidence comes after the outcome so that the request leaves ``executing`` as soon as
+    MLflow moved the target; :func:`reconcile` writes evidence a crash left unwritten.
+    """
+    note = (
+        f"Recovered: {request.target} already pointed at version {request.version}, so the "
+        "interrupted move had reached MLflow."
+        if recovered
+        else ""
     )
-    _log_model_card(services, executed, actor)
-    _notify(services, "executed", executed, actor)
-    return executed
+    executed, recorded = _finish(
+        services,
+        request,
+        actor,
+        EXECUTED,
+        "alias.moved",
+        note,
+        request.expected_holder,
+        recovered=recovered,
+    )
+    if recorded:
+        _write_evidence(services, executed, actor)
+        _notify(services, "executed", executed, actor)
+    return executed, recorded
 
 
-def _log_model_card(services: Services, request: PromotionRequest, actor: str) -> None:
-    """Log the model card on the version's run, audited; a failure is audited, not raised
-    (the alias has moved already)."""
+def _write_evidence(services: Services, request: PromotionRequest, actor: str) -> None:
+    """Mirror the decision in tags on the version and log the model card on its run, audited
+    as one ``evidence.*`` event; a failure is audited, not raised (the alias has moved)."""
     from services import model_card
 
     subject = audit.subject_for(request.model, request.target_kind, request.target)
+    details: dict[str, Any] = {}
     try:
+        services.registry.set_model_version_tags(
+            request.model, request.version, _mirror_tags(request)
+        )
         card = model_card.build_card(services, request, evaluate_gates(services, request))
         run_id = services.registry.get_model_version(request.model, request.version).run_id
         services.registry.log_artifact_text(
             run_id, model_card.MARKDOWN_PATH, model_card.to_markdown(card)
         )
         services.registry.log_artifact_text(run_id, model_card.HTML_PATH, model_card.to_html(card))
-        action, details = "model_card.logged", {"run_id": run_id, "paths": [model_card.HTML_PATH]}
+        action = EVIDENCE_WRITTEN
+        details = {"run_id": run_id, "paths": [model_card.MARKDOWN_PATH, model_card.HTML_PATH]}
     except FlightdeckError as exc:
-        action, details = "model_card.failed", {"reason": str(exc)}
+        action, details = EVIDENCE_FAILED, {"reason": str(exc)}
     with services.store.write() as connection:
+        if request.request_id not in _without_evidence(connection, _now(None)):
+            return  # a concurrent reconciler recorded it first
         audit.append(
             connection,
             actor=actor,
@@ -533,27 +623,132 @@ def _finish(
     action: str,
     reason: str,
     holder: int | None,
-) -> PromotionRequest:
+    *,
+    recovered: bool = False,
+) -> tuple[PromotionRequest, bool]:
+    """Record the outcome of an execution if the request is still ``executing``; the request as
+    it is afterwards, and False when another process had recorded an outcome first."""
     now = _now(None)
     with services.store.write() as connection:
-        _update(connection, request.request_id, now, status=status, status_reason=reason)
-        audit.append(
-            connection,
-            actor=actor,
-            action=action,
-            subject=audit.subject_for(request.model, request.target_kind, request.target),
-            request_id=request.request_id,
-            details={
-                "version": request.version if status == EXECUTED else holder,
-                "previous": holder if status == EXECUTED else request.expected_holder,
-                "requested_version": request.version,
-                "reason": reason or request.reason,
-                "requested_by": request.requested_by,
-                "approved_by": list(request.approvers),
-            },
-            now=now,
-        )
-    return get_request(services.store, request.request_id)
+        changed = connection.execute(
+            promotion_requests.update()
+            .where(
+                promotion_requests.c.id == request.request_id,
+                promotion_requests.c.status == EXECUTING,
+            )
+            .values(status=status, status_reason=reason, updated_at=now)
+        ).rowcount
+        if changed:
+            audit.append(
+                connection,
+                actor=actor,
+                action=action,
+                subject=audit.subject_for(request.model, request.target_kind, request.target),
+                request_id=request.request_id,
+                details={
+                    "version": request.version if status == EXECUTED else holder,
+                    "previous": holder if status == EXECUTED else request.expected_holder,
+                    "requested_version": request.version,
+                    "reason": reason or request.reason,
+                    "requested_by": request.requested_by,
+                    "approved_by": list(request.approvers),
+                    **({"recovered": True} if recovered else {}),
+                },
+                now=now,
+            )
+    return get_request(services.store, request.request_id), bool(changed)
+
+
+# -- reconcile -----------------------------------------------------------------------------------
+
+EXECUTION_CALLS = 2
+"""MLflow calls between claiming a request and recording its outcome: read the holder, move."""
+
+
+def stuck_after(mlflow_call_limit_s: float) -> timedelta:
+    """How long a request may stay ``executing`` before :func:`reconcile` decides it was
+    interrupted: longer than its MLflow calls can take (see ``Settings.mlflow_call_limit_s``)."""
+    return timedelta(seconds=EXECUTION_CALLS * mlflow_call_limit_s + 1)
+
+
+def reconcile(
+    services: Services, *, stuck_after: timedelta, now: datetime | None = None
+) -> list[PromotionRequest]:
+    """Resolve what interrupted executions left behind; the requests this call changed.
+
+    For each request ``executing`` since longer than ``stuck_after`` (longer than its MLflow
+    calls can take, so no live process still works on it), MLflow decides:
+
+    - the target points at the requested version: ``executed``, audited as recovered, with its
+      mirror tags and model card written;
+    - it still points at the expected holder: ``failed``, so an approver can retry;
+    - anything else: ``stale``, naming the holder.
+
+    Executed requests whose evidence was never recorded get it now, and overdue requests expire.
+    A request whose target cannot be read is left for the next call.
+    """
+    now = _now(now)
+    with services.store.write() as connection:
+        _expire_overdue(connection, now)
+    with services.store.read() as connection:
+        stuck = connection.execute(
+            sa.select(promotion_requests.c.id).where(
+                promotion_requests.c.status == EXECUTING,
+                promotion_requests.c.updated_at < now - stuck_after,
+            )
+        ).all()
+        unevidenced = _without_evidence(connection, now)
+    resolved: list[PromotionRequest] = []
+    for row in stuck:
+        request = get_request(services.store, row.id)
+        try:
+            holder = current_holder(
+                services.registry, request.model, request.target_kind, request.target
+            )
+        except FlightdeckError:
+            continue
+        if holder == request.version:
+            done, recorded = _complete(services, request, RECONCILER, recovered=True)
+        elif holder == request.expected_holder:
+            reason = (
+                f"Interrupted before MLflow moved {request.target}: it still points at "
+                f"{_version_text(holder)}. Retry to move it."
+            )
+            done, recorded = _finish(
+                services, request, RECONCILER, FAILED, "promotion.failed", reason, None
+            )
+        else:
+            reason = (
+                f"Interrupted, and {request.target} now points at {_version_text(holder)}, "
+                f"neither {_version_text(request.expected_holder)} nor the requested version: "
+                "someone moved it meanwhile. Open a new request."
+            )
+            done, recorded = _finish(
+                services, request, RECONCILER, STALE, "promotion.conflict", reason, holder
+            )
+        if recorded:
+            resolved.append(done)
+    for request_id in unevidenced:
+        _write_evidence(services, get_request(services.store, request_id), RECONCILER)
+    return resolved
+
+
+def _without_evidence(connection: Connection, now: datetime) -> list[str]:
+    """Recently executed requests with no evidence event: a crash came between the move's
+    outcome and its mirror tags and model card."""
+    evidenced = sa.select(audit_events.c.request_id).where(
+        audit_events.c.action.in_((EVIDENCE_WRITTEN, EVIDENCE_FAILED)),
+        audit_events.c.request_id.is_not(None),
+    )
+    return list(
+        connection.execute(
+            sa.select(promotion_requests.c.id).where(
+                promotion_requests.c.status == EXECUTED,
+                promotion_requests.c.updated_at > now - EVIDENCE_CATCH_UP,
+                promotion_requests.c.id.not_in(evidenced),
+            )
+        ).scalars()
+    )
 
 
 def _claim(
@@ -633,7 +828,7 @@ def _mirror_tags(request: PromotionRequest) -> dict[str, str]:
         TAG_REQUEST_ID: request.request_id,
         TAG_REQUESTED_BY: request.requested_by,
         TAG_APPROVED_BY: ", ".join(request.approvers) or (request.override_by or ""),
-        TAG_PROMOTED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+        TAG_PROMOTED_AT: (request.updated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         TAG_PROMOTED_TO: request.target,
     }
 
@@ -664,11 +859,13 @@ def _id_for_key(connection: Connection, key: str) -> str | None:
 def _expire_overdue(connection: Connection, now: datetime) -> None:
     overdue = connection.execute(
         sa.select(promotion_requests).where(
-            promotion_requests.c.status == PENDING, promotion_requests.c.expires_at < now
+            promotion_requests.c.status.in_(UNDECIDED_STATUSES),
+            promotion_requests.c.expires_at < now,
         )
     ).all()
     for row in overdue:
-        _update(connection, row.id, now, status=EXPIRED, status_reason="not decided in time")
+        why = "not decided in time" if row.status == PENDING else "not retried in time"
+        _update(connection, row.id, now, status=EXPIRED, status_reason=why)
         audit.append(
             connection,
             actor="flightdeck",
@@ -742,6 +939,7 @@ def _request(row: Any, decisions: Sequence[Decision]) -> PromotionRequest:
         expires_at=_aware(row.expires_at),
         status=row.status,
         status_reason=row.status_reason or "",
+        updated_at=_aware(row.updated_at),
         override_by=row.override_by,
         override_reason=row.override_reason,
         decisions=tuple(decisions),

@@ -36,6 +36,11 @@ LOADER_TTL_S = 600
 STATUS_CACHE_TTL_S = 15
 """How long a successful server check is reused; failures are never cached."""
 
+MLFLOW_BACKOFF_FACTOR = 1
+"""Seconds of backoff before the MLflow client's first retry, doubling after."""
+MLFLOW_BACKOFF_JITTER_S = 1.0
+"""The MLflow client's random extra wait per retry, at most (its default)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -95,6 +100,16 @@ class Settings:
     """Airflow user for ``/auth/token``."""
     airflow_password: str | None = field(default=None, repr=False)
     """Its password."""
+
+    @property
+    def mlflow_call_limit_s(self) -> float:
+        """The longest one MLflow client call can take, in seconds: every try timing out, with
+        the backoff and jitter between tries."""
+        retries = self.http_max_retries
+        backoff = sum(
+            float(MLFLOW_BACKOFF_FACTOR * 2**i) + MLFLOW_BACKOFF_JITTER_S for i in range(retries)
+        )
+        return self.http_timeout_s * (retries + 1) + backoff
 
     @property
     def mlflow_db_path(self) -> Path:
@@ -262,7 +277,7 @@ def mlflow_client_environment(settings: Settings) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(settings.http_timeout_s)),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.http_max_retries),
         # MLflow's default backoff would still add seconds between the retries we allow.
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(MLFLOW_BACKOFF_FACTOR),
         "MLFLOW_TRACKING_USERNAME": settings.mlflow_username or "",
         "MLFLOW_TRACKING_PASSWORD": settings.mlflow_password or "",
         "MLFLOW_TRACKING_TOKEN": settings.mlflow_token or "",

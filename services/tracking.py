@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from services import errors
+from services.aliases import SERVING_STAGES
 from services.records import (
     ArtifactEntry,
     DatasetSummary,
@@ -583,8 +584,9 @@ class TrackingGateway:
     def set_stage(self, name: str, version: int, stage: str) -> None:
         """Move a version to a legacy stage (None, Staging, Production, Archived).
 
-        Other versions in that stage stay where they are. MLflow deprecated stages in 2.9 and
-        warns on every call; the warning is silenced here only.
+        Moving into Staging or Production archives the versions that were there, so the stage
+        names one version and ``models:/name/Production`` resolves to the promoted one. MLflow
+        deprecated stages in 2.9 and warns on every call; the warning is silenced here only.
 
         Raises:
             NotFound: The model or the version does not exist.
@@ -598,7 +600,7 @@ class TrackingGateway:
                 name,
                 str(version),
                 stage,
-                archive_existing_versions=False,
+                archive_existing_versions=stage in SERVING_STAGES,
             )
 
     def set_model_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:

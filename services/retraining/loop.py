@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from services import audit, promotion
-from services.aliases import CHAMPION
-from services.auth import Identity
+from services.aliases import PRODUCTION_TARGETS
+from services.auth import POLICY_SOURCE, Identity
 from services.compare import model_filter
 from services.errors import FlightdeckError
 from services.gates import GateResult, evaluate_candidate
@@ -118,7 +118,7 @@ def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJo
         with contextlib.suppress(FlightdeckError):  # refused: the request waits for a person
             promotion.decide(
                 services,
-                Identity(POLICY_APPROVER, authenticated=True, role="approver", source="policy"),
+                Identity(POLICY_APPROVER, True, role="approver", source=POLICY_SOURCE),
                 request.request_id,
                 approve=True,
                 comment=f"Auto-approved by the retraining policy for @{policy.promote_to}.",
@@ -152,7 +152,7 @@ def _close_unsuccessful(services: promotion.Services, job: RetrainingJob) -> Ret
 
 
 def _may_auto_approve(policy: RetrainingPolicy) -> bool:
-    return policy.auto_approve and policy.promote_to != CHAMPION  # config refuses it too
+    return policy.auto_approve and policy.promote_to not in PRODUCTION_TARGETS  # so does decide
 
 
 def _registered_version(services: promotion.Services, job: RetrainingJob) -> int | None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services import audit, promotion
 from services.aliases import CHAMPION
-from services.auth import Identity
+from services.auth import POLICY_SOURCE, Identity
 from services.errors import FlightdeckError, NotFound
 from services.gates import primary_higher_is_better
 from services.governance import RetrainingPolicy
@@ -27,7 +27,7 @@ from services.retraining.jobs import list_jobs, submit_retraining
 from services.retraining.policy import BLOCKED, DecayBaseline, PolicyDecision, decide
 from services.store import policy_decisions
 
-SCHEDULER = Identity("flightdeck-scheduler", authenticated=True, role="operator", source="policy")
+SCHEDULER = Identity("flightdeck-scheduler", True, role="operator", source=POLICY_SOURCE)
 """The identity automatic retrains run as: an operator, named as the system it is."""
 
 

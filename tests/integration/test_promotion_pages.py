@@ -81,3 +81,25 @@ def test_a_linked_model_registered_after_the_list_was_cached_is_preselected(
     at = promotions_page("omar", model=unique_name, version="2")
     assert at.selectbox(key="promotions.model").value == unique_name
     assert at.selectbox(key="promotions.version").value == 2
+
+
+def test_rolling_back_staging_from_the_model_page_prefills_staging_not_champion(
+    mlflow_server: ServerProcess, unique_name: str
+) -> None:
+    client = MlflowClient(mlflow_server.url)
+    make_model(client, unique_name, [0.80, 0.85, 0.90])
+    client.set_registered_model_alias(unique_name, "staging", "2")
+    model_page = promotions_page("ada", name=unique_name)  # records where @staging starts
+    model_page.switch_page("pages/model.py").run()
+    client.set_registered_model_alias(unique_name, "staging", "3")  # moved since
+    st.cache_data.clear()
+    model_page.run()
+    assert not model_page.exception, model_page.exception
+    links = [link for link in model_page.get("page_link") if "Roll back" in link.proto.label]
+    assert [link.proto.label for link in links] == ["Roll back @staging to v2"]
+
+    form = promotions_page("ada", model=unique_name, version="2", target="staging", kind="rollback")
+
+    assert form.selectbox(key="promotions.target").value == "staging"
+    assert "champion" in form.selectbox(key="promotions.target").options
+    assert form.selectbox(key="promotions.version").value == 2

@@ -320,7 +320,7 @@ def test_saving_a_policy_is_for_admins_audited_and_keeps_the_file_valid(
     admin = Identity("ada", False, "admin")
     with pytest.raises(PermissionDenied):
         save_policy(config, store, OPERATOR, "wine", RetrainingPolicy(drift_red_batches=2))
-    with pytest.raises(ConfigurationError, match="only be on for an alias other than"):
+    with pytest.raises(ConfigurationError, match="only be on for a target other than"):
         save_policy(config, store, admin, "wine", RetrainingPolicy(auto_approve=True))
 
     saved = save_policy(

@@ -211,7 +211,7 @@ def test_policies_parse_per_model_over_the_default() -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"auto_approve": True}, "only be on for an alias other than 'champion'"),
+        ({"auto_approve": True}, "only be on for a target other than champion or Production"),
         ({"schedule": "every monday"}, "five fields"),
         ({"max_per_week": -1}, "cannot be negative"),
         ({"drift_red_batches": "3"}, "wrong type"),
