@@ -18,7 +18,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from services.errors import ConfigurationError
-from services.redaction import Redactor, without_password, without_userinfo
+from services.redaction import (
+    Redactor,
+    mask_url_passwords,
+    without_password,
+    without_userinfo,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -117,6 +122,11 @@ class Settings:
             object.__setattr__(self, "tracking_uri", without_userinfo(self.tracking_uri))
             object.__setattr__(self, "mlflow_username", self.mlflow_username or user)
             object.__setattr__(self, "mlflow_password", self.mlflow_password or password)
+
+    def __repr__(self) -> str:
+        # Credential fields are left out; a password inside an engine's URL is masked.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return mask_url_passwords(f"Settings({shown})")
 
     @property
     def secret_values(self) -> tuple[str, ...]:
