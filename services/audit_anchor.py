@@ -9,6 +9,7 @@ head of the log (sequence number, hash, scheme) as tags on one run it owns in ML
     tags        flightdeck.audit_head_seq     e.g. 42
                 flightdeck.audit_head_hash    the hash of event 42
                 flightdeck.audit_head_scheme  sha256 or hmac-sha256
+                flightdeck.audit_first_hash   the hash of event 1: which log this anchors
                 flightdeck.audit_anchor_at    when it was anchored (ISO 8601, UTC)
 
 The anchor is written after every write that appended events (in the background, so a write
@@ -16,7 +17,9 @@ never waits for MLflow and MLflow being down loses nothing), and on every schedu
 a high-water mark: it only moves forward, and it does not move at all when the event it holds no
 longer matches the store (that would launder the tampering). :func:`check_anchor` compares the
 log with it: a log that ends before the anchored event lost its newest events, and a different
-hash at the anchored event means the log was rewritten up to there.
+hash at the anchored event means the log was rewritten up to there. The anchor also names its
+log by the hash of event 1, so a second deployment anchoring in the same experiment is refused
+and reported, rather than mistaken for a truncation or allowed to move another log's anchor.
 
 Several processes may anchor at once; MLflow has no compare-and-set, so at worst the anchor
 briefly trails the log by a few events. It never runs ahead of what was committed.
@@ -43,18 +46,20 @@ ANCHOR_VALUE = "head"
 HEAD_SEQ_TAG = "flightdeck.audit_head_seq"
 HEAD_HASH_TAG = "flightdeck.audit_head_hash"
 HEAD_SCHEME_TAG = "flightdeck.audit_head_scheme"
+FIRST_HASH_TAG = "flightdeck.audit_first_hash"
 ANCHORED_AT_TAG = "flightdeck.audit_anchor_at"
 ANCHOR_RUN_NAME = "audit-anchor"
 ANCHOR_RUNS_MAX = 50
 """Anchor runs read at most: normally one (two processes may each create one at first)."""
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
-MATCHES, NOTHING_ANCHORED, NOT_CHECKED, TRUNCATED, REWRITTEN = (
+MATCHES, NOTHING_ANCHORED, NOT_CHECKED, TRUNCATED, REWRITTEN, OTHER_LOG = (
     "matches",
     "nothing_anchored",
     "not_checked",
     "truncated",
     "rewritten",
+    "other_log",
 )
 """What :func:`check_anchor` found."""
 
@@ -75,6 +80,8 @@ class AnchoredHead:
     """When it was anchored (aware, UTC)."""
     run_id: str
     """The MLflow run that holds the anchor."""
+    first_hash: str | None = None
+    """The hash of the anchored log's event 1, which names the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,8 @@ class AnchorCheck:
     """The log compared with its anchor."""
 
     outcome: str
-    """One of ``matches``, ``nothing_anchored``, ``not_checked``, ``truncated``, ``rewritten``."""
+    """One of ``matches``, ``nothing_anchored``, ``not_checked``, ``truncated``, ``rewritten``,
+    ``other_log``."""
     message: str
     """What was found, for a person."""
     anchored: AnchoredHead | None = None
@@ -101,7 +109,7 @@ class AnchorCheck:
     @property
     def broken(self) -> bool:
         """True when the log lost events from its end, or was rewritten up to the anchor."""
-        return self.outcome in (TRUNCATED, REWRITTEN)
+        return self.outcome in (TRUNCATED, REWRITTEN, OTHER_LOG)
 
     @property
     def checked(self) -> bool:
@@ -143,6 +151,7 @@ class AuditAnchor:
         with self._lock:
             with store.read() as connection:
                 current = audit.head(connection)
+                first = audit.hash_at(connection, 1)
             if current is None:
                 return AnchorResult(self._known, False)
             if self._known is not None and current.seq <= self._known.seq:
@@ -150,6 +159,8 @@ class AuditAnchor:
             runs = self._runs()
             heads = [h for h in (_head_of(run) for run in runs) if h is not None]
             anchored = max(heads, key=lambda h: h.seq, default=None)
+            if anchored is not None and anchored.first_hash not in (None, first):
+                raise AuditError(f"The audit anchor was not moved: {self.other_log_problem()}.")
             if anchored is not None and current.seq <= anchored.seq:
                 self._known = anchored
                 return AnchorResult(anchored, False)
@@ -171,11 +182,22 @@ class AuditAnchor:
                     HEAD_SEQ_TAG: str(current.seq),
                     HEAD_HASH_TAG: current.hash,
                     HEAD_SCHEME_TAG: current.scheme,
+                    FIRST_HASH_TAG: first or "",
                     ANCHORED_AT_TAG: now.isoformat(timespec="seconds"),
                 },
             )
-            self._known = AnchoredHead(current.seq, current.hash, current.scheme, now, run_id)
+            self._known = AnchoredHead(
+                current.seq, current.hash, current.scheme, now, run_id, first
+            )
             return AnchorResult(self._known, True)
+
+    def other_log_problem(self) -> str:
+        """What to say when the anchor names another log than the store's."""
+        return (
+            f"the anchor in MLflow experiment {self.experiment!r} names a log whose first event "
+            "differs from this one's: another deployment anchors there (give each its own "
+            "FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT), or this log was rewritten from its first event"
+        )
 
     def _runs(self) -> Sequence[Run]:
         """The anchor runs, oldest first (the one every writer writes to is the first)."""
@@ -227,6 +249,7 @@ def check_anchor(store: Store, anchor: AuditAnchor) -> AnchorCheck:
         return AnchorCheck(NOT_CHECKED, f"the anchor in MLflow could not be read: {exc}")
     with store.read() as connection:
         current = audit.head(connection)
+        first = audit.hash_at(connection, 1)
         stored = audit.hash_at(connection, anchored.seq) if anchored else None
     where = f"MLflow experiment {anchor.experiment!r}"
     if anchored is None:
@@ -241,6 +264,8 @@ def check_anchor(store: Store, anchor: AuditAnchor) -> AnchorCheck:
         )
     on = f"{anchored.anchored_at:{TIME_FORMAT}}"
     end = current.seq if current else 0
+    if first is not None and anchored.first_hash not in (None, first):
+        return AnchorCheck(OTHER_LOG, anchor.other_log_problem(), anchored)
     if end < anchored.seq:
         removed = (
             f"event {anchored.seq} was"
@@ -331,5 +356,6 @@ def _head_of(run: Run) -> AnchoredHead | None:
     except (KeyError, ValueError):
         return None
     scheme = run.tags.get(HEAD_SCHEME_TAG, audit.PLAIN)
+    first_hash = run.tags.get(FIRST_HASH_TAG) or None
     at = anchored_at if anchored_at.tzinfo else anchored_at.replace(tzinfo=UTC)
-    return AnchoredHead(seq, hash_, scheme, at.astimezone(UTC), run.run_id)
+    return AnchoredHead(seq, hash_, scheme, at.astimezone(UTC), run.run_id, first_hash)

@@ -25,6 +25,7 @@ from services.audit_anchor import (
     HEAD_SEQ_TAG,
     MATCHES,
     NOT_CHECKED,
+    OTHER_LOG,
     REWRITTEN,
     TRUNCATED,
     AuditAnchor,
@@ -225,14 +226,16 @@ def test_a_keyed_log_recomputed_whole_without_the_key_is_caught_by_the_anchor(
     fd.append(4)
     fd.settle()
     # Every event rewritten as a plain SHA-256 chain: a valid unkeyed log, as if no key had
-    # ever been configured. Only the anchored hash of event 4 gives it away.
+    # ever been configured. Only the anchor (which names the log by event 1's hash, and holds
+    # event 4's) gives it away.
     recompute_plain_chain(fd.db, 2, mark_plain=True, actor="mallory")
     recompute_plain_chain(fd.db, 1, mark_plain=True)
     with fd.store.read() as connection:
         assert audit.verify(connection).intact
     result = fd.cli("verify")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "event 4 does not have the hash anchored on" in result.stdout
+    assert "Audit log broken: the anchor in MLflow experiment" in result.stdout
+    assert "this log was rewritten from its first event" in result.stdout
 
 
 def test_verify_with_mlflow_unreachable_says_the_anchor_was_not_checked(
@@ -304,3 +307,21 @@ def test_a_scheduler_pass_anchors_the_head(
     with fd.store.read() as connection:
         assert tags[HEAD_HASH_TAG] == audit.hash_at(connection, 4)
     assert check_anchor(fd.store, fd.anchor).outcome == MATCHES
+
+
+def test_a_second_deployment_in_the_same_experiment_is_refused_not_mistaken(
+    deploy: Callable[..., Deployment],
+) -> None:
+    first = deploy()
+    first.append(5)
+    first.settle()
+    second = deploy()  # same experiment, another store: a misconfiguration
+    second.store.after_audit_commit = None
+    second.append(2, actor="someone-else")
+    with pytest.raises(AuditError, match="another deployment anchors there"):
+        anchor_audit_head(second.store, second.anchor)
+    assert first.anchored_seq() == 5  # the first deployment's anchor is untouched
+    check = check_anchor(second.store, second.anchor)
+    assert check.outcome == OTHER_LOG
+    assert "FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT" in check.message
+    assert check_anchor(first.store, first.anchor).outcome == MATCHES

@@ -295,6 +295,7 @@ def test_the_dag_run_is_sent_no_credentials(
         FLIGHTDECK_AIRFLOW_URL=airflow.url,
         FLIGHTDECK_AIRFLOW_USERNAME=USERNAME,
         FLIGHTDECK_AIRFLOW_PASSWORD=airflow.password,
+        FLIGHTDECK_HTTP_TIMEOUT="30",  # a busy standalone Airflow answers slowly
     )
     backend = backend_for(settings)
     env = {**job_environment(settings), "MLFLOW_TRACKING_PASSWORD": "env-s3cret"}
@@ -305,7 +306,7 @@ def test_the_dag_run_is_sent_no_credentials(
     run = requests.get(
         f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
         headers={"Authorization": f"Bearer {_token(airflow.url, airflow.password)}"},
-        timeout=10,
+        timeout=30,
     ).json()
 
     sent = json.dumps(run["conf"])

@@ -6,14 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from services.processes import ServerProcess
-from services.settings import EMBEDDED_HOST, PROJECT_ROOT
+from services.errors import ServerUnreachable
+from services.processes import ServerProcess, free_port
+from services.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
+from services.tracking import TrackingGateway
 
 pytestmark = pytest.mark.integration
 
@@ -21,13 +24,20 @@ PASSWORD = "uri-pass-s3cret"
 
 
 @pytest.fixture
-def credentialed_uri(monkeypatch: pytest.MonkeyPatch, mlflow_server: ServerProcess) -> str:
+def mlflow_environment_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway exports the URI and credentials for the MLflow client: undo it afterwards."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+@pytest.fixture
+def credentialed_uri(
+    monkeypatch: pytest.MonkeyPatch, mlflow_server: ServerProcess, mlflow_environment_restored: None
+) -> str:
     """The session's server behind ``ada:<password>@``, for this test's process and app."""
     uri = mlflow_server.url.replace("http://", f"http://ada:{PASSWORD}@")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # The app exports credentials for the MLflow client: give them back afterwards.
-    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
     st.cache_data.clear()
     return uri
 
@@ -71,3 +81,15 @@ def test_make_run_prints_the_tracking_uri_without_its_password(tmp_path: Path) -
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Using the MLflow tracking server at https://mlflow.example.com" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_gateway_errors_name_the_server_without_the_password(
+    settings_for: Callable[..., Settings], mlflow_environment_restored: None
+) -> None:
+    nowhere = f"http://ada:{PASSWORD}@127.0.0.1:{free_port()}"  # nothing listens there
+    gateway = TrackingGateway(settings_for(nowhere, FLIGHTDECK_HTTP_MAX_RETRIES="0"))
+    for call in (gateway.check_server, gateway.registered_models):
+        with pytest.raises(ServerUnreachable) as caught:
+            call()
+        assert PASSWORD not in str(caught.value)
+        assert "MLflow at http://127.0.0.1:" in str(caught.value)
