@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m jobs.audit",
-        description="Verify the audit log's hash chain, or show its newest events.",
+        description="Verify the audit log's hash chain and its anchor in MLflow, anchor its "
+        "newest event, or show its newest events.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
@@ -82,24 +83,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _verify(store: Store, anchor: AuditAnchor) -> int:
     result = admin.verify_audit(store, anchor)
     chain, anchored = result.chain, result.anchor
+    # Problems quote the store and MLflow (a scheme, an error): keep them from driving the terminal.
+    problem, found = _printable(chain.problem), _printable(anchored.message)
     keyed = f" ({chain.keyed} keyed)" if chain.keyed else ""
     if not chain.intact:
         state = "cannot be verified" if chain.unverifiable else "broken"
         print(
-            f"Audit log {state} at event {chain.first_broken}: {chain.problem}. "
+            f"Audit log {state} at event {chain.first_broken}: {problem}. "
             f"{chain.events} events checked{keyed}."
         )
     if anchored.broken:
-        print(f"Audit log broken: {anchored.message}.")
+        print(f"Audit log broken: {found}.")
     if result.broken:
         return EXIT_BROKEN
     if not anchored.checked:
         print(
             f"Audit log chain intact: {chain.events} events checked{keyed}. Anchor not checked: "
-            f"{anchored.message}. Events removed from the end cannot be ruled out."
+            f"{found}. Events removed from the end cannot be ruled out."
         )
         return EXIT_ANCHOR_NOT_CHECKED
-    print(f"Audit log intact: {chain.events} events checked{keyed}. Anchor: {anchored.message}.")
+    print(f"Audit log intact: {chain.events} events checked{keyed}. Anchor: {found}.")
     return EXIT_OK
 
 
@@ -107,7 +110,7 @@ def _anchor(store: Store, anchor: AuditAnchor) -> int:
     try:
         result = anchor_audit_head(store, anchor)
     except AuditError as exc:
-        print(str(exc))
+        print(_printable(str(exc)))
         return EXIT_BROKEN
     if result.head is None:
         print("The audit log is empty: nothing to anchor.")

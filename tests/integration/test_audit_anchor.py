@@ -325,3 +325,23 @@ def test_a_second_deployment_in_the_same_experiment_is_refused_not_mistaken(
     assert check.outcome == OTHER_LOG
     assert "FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT" in check.message
     assert check_anchor(first.store, first.anchor).outcome == MATCHES
+
+
+def test_verify_of_a_keyed_log_without_its_key_says_it_cannot_be_verified(
+    deploy: Callable[..., Deployment],
+) -> None:
+    fd = deploy(FLIGHTDECK_AUDIT_KEY=KEY)
+    fd.append(2)
+    fd.settle()
+
+    missing = fd.cli("verify", FLIGHTDECK_AUDIT_KEY="")
+    wrong = fd.cli("verify", FLIGHTDECK_AUDIT_KEY="another-key-" + "7" * 30)
+    right = fd.cli("verify")
+
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert missing.stdout.startswith("Audit log cannot be verified at event 1: event 1 is keyed")
+    assert "no audit key is configured here" in missing.stdout
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "event 1 was keyed with another audit key" in wrong.stdout
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert right.stdout.startswith("Audit log intact: 2 events checked (2 keyed).")
