@@ -250,11 +250,12 @@ def store_at_revision(url: str, revision: str) -> Store:
     return old
 
 
-def write_event_as_before_0004(old: Store, scratch_dir: Path, **fields: str) -> None:
-    """An event as Flightdeck wrote it before revision 0004: plain SHA-256, no scheme column.
+def write_event_as_before_0005(old: Store, scratch_dir: Path, **fields: str) -> None:
+    """An event as Flightdeck wrote it before revision 0005_audit_keys: plain SHA-256, no
+    scheme column.
 
     It is made by today's code in a scratch store (an unkeyed event hashes the same way as
-    before) and copied without the columns 0004 added.
+    before) and copied without the columns 0005_audit_keys added.
     """
     scratch = open_store(f"sqlite:///{scratch_dir / 'scratch.db'}")
     with scratch.write() as connection:
@@ -283,7 +284,7 @@ def write_event_as_before_0004(old: Store, scratch_dir: Path, **fields: str) -> 
 def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = store_at_revision(url, "0001")
-    write_event_as_before_0004(
+    write_event_as_before_0005(
         old, tmp_path, actor="ada", action="promotion.requested", subject="model:m"
     )
     old.engine.dispose()
@@ -298,10 +299,10 @@ def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Pa
     upgraded.engine.dispose()
 
 
-def test_an_unkeyed_log_from_before_0004_verifies_and_continues_keyed(tmp_path: Path) -> None:
+def test_an_unkeyed_log_from_before_0005_verifies_and_continues_keyed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = store_at_revision(url, "0003")
-    write_event_as_before_0004(
+    old = store_at_revision(url, "0004")
+    write_event_as_before_0005(
         old, tmp_path, actor="ada", action="promotion.requested", subject="model:m"
     )
     old.engine.dispose()
