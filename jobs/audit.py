@@ -1,19 +1,31 @@
-"""Check and read the audit log from a shell: ``python -m jobs.audit verify|show``.
+"""Check and read the audit log from a shell: ``python -m jobs.audit verify|show|anchor``.
 
-``verify`` walks the whole hash chain of the application store's audit log::
+``verify`` walks the whole hash chain of the application store's audit log, then compares its
+end with the head anchored in MLflow (see ``services/audit_anchor.py``)::
 
     python -m jobs.audit verify
-    Audit log intact: 42 events checked.                                   (exit 0)
+    Audit log intact: 42 events checked. Anchor: event 42 matches the anchor of ...  (exit 0)
     Audit log broken at event 17: event 17 was changed after it was recorded. 17 events checked.
-                                                                           (exit 1)
+                                                                                     (exit 1)
+    Audit log broken: the log ends at event 40 but event 42 was anchored on ...: events
+    41..42 were removed.                                                             (exit 1)
+    Audit log chain intact: 42 events checked. Anchor not checked: ...               (exit 3)
+
+Exit status: 0 when the chain is intact and matches its anchor; 1 when tampering was found or
+an event cannot be verified (keyed, and no key or another key is configured here); 3 when the
+chain is intact but the anchor could not be checked (MLflow unreachable, or no anchor yet), so
+removed newest events cannot be ruled out; 2 when the settings or the store cannot be used.
+
+``anchor`` moves the anchor to the newest event now (the scheduler does this every pass; it
+never moves the anchor back, nor past a log that no longer matches it).
 
 ``show`` prints the newest events as a plain table (oldest of them first, like ``tail``)::
 
     python -m jobs.audit show --model "wine quality" --limit 20
 
 The store is the one the dashboard uses: ``FLIGHTDECK_STORE_URL``, or the SQLite file in the
-data folder. Exit status 2 means the settings or the store could not be used; the message says
-why. Nothing here writes, so it is safe to run against production from a cron job.
+data folder; MLflow is the one the dashboard uses. Only ``anchor`` writes (to MLflow, never to
+the store), so ``verify`` and ``show`` are safe to run against production from a cron job.
 """
 
 from __future__ import annotations
@@ -23,21 +35,28 @@ import sys
 from collections.abc import Sequence
 
 from services import admin
-from services.errors import FlightdeckError
+from services.audit_anchor import AuditAnchor, anchor_audit_head, open_audited_store
+from services.errors import AuditError, FlightdeckError
 from services.settings import load_settings
-from services.store import Store, open_store
+from services.store import Store
+from services.tracking import TrackingGateway
 
 SHOW_DEFAULT_LIMIT = 50
+EXIT_OK, EXIT_BROKEN, EXIT_UNUSABLE, EXIT_ANCHOR_NOT_CHECKED = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (0 ok, 1 broken chain, 2 cannot read)."""
+    """Run one command; returns the exit status (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m jobs.audit",
-        description="Verify the audit log's hash chain, or show its newest events.",
+        description="Verify the audit log's hash chain and its anchor in MLflow, anchor its "
+        "newest event, or show its newest events.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("verify", help="check the hash chain of the whole audit log")
+    commands.add_parser(
+        "verify", help="check the hash chain of the whole audit log and its anchor in MLflow"
+    )
+    commands.add_parser("anchor", help="anchor the newest event in MLflow now")
     show = commands.add_parser("show", help="print the newest audit events")
     show.add_argument("--model", help="only events about this registered model (exact name)")
     show.add_argument(
@@ -48,25 +67,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        store = open_store(load_settings().store_url)
-        if args.command == "verify":
-            return _verify(store)
-        return _show(store, args.model, args.limit)
+        settings = load_settings()
+        store = open_audited_store(settings, anchor=None)
+        if args.command == "show":
+            return _show(store, args.model, args.limit)
+        anchor = AuditAnchor(TrackingGateway(settings), settings.audit_anchor_experiment)
+        if args.command == "anchor":
+            return _anchor(store, anchor)
+        return _verify(store, anchor)
     except FlightdeckError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return EXIT_UNUSABLE
 
 
-def _verify(store: Store) -> int:
-    check = admin.verify_audit(store)
-    if check.intact:
-        print(f"Audit log intact: {check.events} events checked.")
-        return 0
-    print(
-        f"Audit log broken at event {check.first_broken}: {check.problem}. "
-        f"{check.events} events checked."
-    )
-    return 1
+def _verify(store: Store, anchor: AuditAnchor) -> int:
+    result = admin.verify_audit(store, anchor)
+    chain, anchored = result.chain, result.anchor
+    # Problems quote the store and MLflow (a scheme, an error): keep them from driving the terminal.
+    problem, found = _printable(chain.problem), _printable(anchored.message)
+    keyed = f" ({chain.keyed} keyed)" if chain.keyed else ""
+    if not chain.intact:
+        state = "cannot be verified" if chain.unverifiable else "broken"
+        print(
+            f"Audit log {state} at event {chain.first_broken}: {problem}. "
+            f"{chain.events} events checked{keyed}."
+        )
+    if anchored.broken:
+        print(f"Audit log broken: {found}.")
+    if result.broken:
+        return EXIT_BROKEN
+    if not anchored.checked:
+        print(
+            f"Audit log chain intact: {chain.events} events checked{keyed}. Anchor not checked: "
+            f"{found}. Events removed from the end cannot be ruled out."
+        )
+        return EXIT_ANCHOR_NOT_CHECKED
+    print(f"Audit log intact: {chain.events} events checked{keyed}. Anchor: {found}.")
+    return EXIT_OK
+
+
+def _anchor(store: Store, anchor: AuditAnchor) -> int:
+    try:
+        result = anchor_audit_head(store, anchor)
+    except AuditError as exc:
+        print(_printable(str(exc)))
+        return EXIT_BROKEN
+    if result.head is None:
+        print("The audit log is empty: nothing to anchor.")
+    elif result.moved:
+        print(f"Anchored the audit log at event {result.head.seq}.")
+    else:
+        print(f"The anchor already holds event {result.head.seq}: nothing newer to anchor.")
+    return EXIT_OK
 
 
 def _show(store: Store, model: str | None, limit: int) -> int:

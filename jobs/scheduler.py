@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from services import promotion
+from services.audit_anchor import AuditAnchor, anchor_audit_head, open_audited_store
 from services.errors import FlightdeckError
 from services.governance import load_governance
 from services.retraining.engines import backend_for, job_environment
@@ -30,7 +31,7 @@ from services.retraining.jobs import mark_lost_at_startup
 from services.retraining.loop import follow_jobs
 from services.retraining.scheduler import run_policies
 from services.settings import apply_mlflow_environment, load_settings
-from services.store import open_store
+from services.store import Store
 from services.tracking import TrackingGateway
 
 DEFAULT_INTERVAL_S = 30.0
@@ -44,10 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         governance = load_governance(settings.governance_path)
         apply_mlflow_environment(settings)
+        gateway = TrackingGateway(settings)
+        anchor = AuditAnchor(gateway, settings.audit_anchor_experiment)
         services = promotion.Services(
-            store=open_store(settings.store_url),
-            registry=TrackingGateway(settings),
-            governance=governance,
+            store=open_audited_store(settings, anchor), registry=gateway, governance=governance
         )
     except FlightdeckError as exc:
         print(f"Error: the scheduler cannot start: {exc}", file=sys.stderr)
@@ -99,11 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 last_check = now
             except FlightdeckError as exc:  # MLflow or the store is down: try again next pass
                 log.warning("pass skipped: %s", exc)
+            _anchor_audit_log(services.store, anchor, log)
             if args.once:
                 return 0
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0
+
+
+def _anchor_audit_log(store: Store, anchor: AuditAnchor, log: logging.Logger) -> None:
+    """Anchor the audit log's newest event in MLflow (every pass, whatever else failed)."""
+    try:
+        result = anchor_audit_head(store, anchor)
+    except FlightdeckError as exc:
+        log.warning("audit log not anchored: %s", exc)
+        return
+    if result.moved and result.head is not None:
+        log.info("audit log anchored at event %d", result.head.seq)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -64,23 +64,37 @@ if store is None:
 
 st.caption(
     "Every request, decision and alias change, append-only. Each event carries the hash of the "
-    "one before it, so a changed, removed or reordered event breaks the chain."
+    "one before it, so a changed, removed or reordered event breaks the chain; the newest "
+    "event is anchored in MLflow, so removing events from the end shows too."
+    + (" Events are keyed (HMAC)." if store.audit_keyed else " Events are not keyed.")
 )
 if st.button("Verify the chain", icon=":material/verified:", key=VERIFY_KEY):
     try:
-        with st.spinner("Checking every event…"):
-            check = admin.verify_audit(store)
+        with st.spinner("Checking every event and the anchor…"):
+            result = admin.verify_audit(store, cache.audit_anchor(settings))
     except FlightdeckError as exc:
         st.error(str(exc))
     else:
-        noun = "event" if check.events == 1 else "events"
-        if check.intact:
-            st.success(f"Intact: {check.events:,} {noun}", icon=":material/verified:")
-        else:
+        chain, anchored = result.chain, result.anchor
+        # Problems quote the store and MLflow (a scheme, an error): untrusted text.
+        problem, found = escape_markdown(chain.problem), escape_markdown(anchored.message)
+        noun = "event" if chain.events == 1 else "events"
+        counted = f"{chain.events:,} {noun}" + (f", {chain.keyed:,} keyed" if chain.keyed else "")
+        if not chain.intact:
+            state = "Cannot be verified" if chain.unverifiable else "Broken"
             st.error(
-                f"Broken at event {check.first_broken}: {check.problem}. "
-                f"{check.events:,} {noun} checked.",
+                f"{state} at event {chain.first_broken}: {problem}. {counted} checked.",
                 icon=":material/gpp_bad:",
+            )
+        if anchored.broken:
+            st.error(f"Broken: {found}.", icon=":material/gpp_bad:")
+        elif result.intact:
+            st.success(f"Intact: {counted}; {found}.", icon=":material/verified:")
+        elif chain.intact:
+            st.warning(
+                f"Chain intact: {counted}. Anchor not checked: {found}. Events "
+                "removed from the end cannot be ruled out.",
+                icon=":material/warning:",
             )
 
 query = cache.read_query()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from services import audit
+from services.audit_anchor import AnchorCheck, AuditAnchor, check_anchor
 from services.auth import Action, Identity
 from services.governance import ROLES, Gates, Governance
 from services.store import Store, audit_events
@@ -128,14 +129,38 @@ def audit_actions(store: Store) -> list[str]:
         return [str(action) for action in connection.execute(query).scalars()]
 
 
-def verify_audit(store: Store) -> audit.ChainCheck:
-    """Walk the audit log's hash chain (see :func:`services.audit.verify`).
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """The audit log's hash chain and its anchor, checked together."""
+
+    chain: audit.ChainCheck
+    """Every event's link and hash (see :func:`services.audit.verify`)."""
+    anchor: AnchorCheck
+    """The log's end compared with the head anchored in MLflow."""
+
+    @property
+    def intact(self) -> bool:
+        """True only when the chain is intact and the anchor was checked and matches."""
+        return self.chain.intact and self.anchor.checked and not self.anchor.broken
+
+    @property
+    def broken(self) -> bool:
+        """True when tampering was found, or an event cannot be verified with this key."""
+        return not self.chain.intact or self.anchor.broken
+
+
+def verify_audit(store: Store, anchor: AuditAnchor) -> AuditVerification:
+    """Walk the audit log's hash chain and compare its end with the anchor in MLflow.
+
+    MLflow being unreachable does not fail the call: the anchor is then reported as not
+    checked (``verification.anchor.checked`` is False), never as a match.
 
     Raises:
         StoreError: The store cannot be read.
     """
     with store.read() as connection:
-        return audit.verify(connection)
+        chain = audit.verify(connection)
+    return AuditVerification(chain, check_anchor(store, anchor))
 
 
 def event_row(event: audit.AuditEvent) -> dict[str, str]:

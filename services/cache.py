@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from services import promotion
+from services.audit_anchor import AuditAnchor, open_audited_store
 from services.auth import Identity
 from services.errors import FlightdeckError
 from services.governance import Governance
@@ -40,7 +41,7 @@ from services.retraining.jobs import mark_lost_at_startup
 from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
-from services.store import Store, open_store
+from services.store import Store
 from services.tracking import TrackingGateway
 
 if TYPE_CHECKING:  # imported where used: only the Monitoring page needs drift (and pandas)
@@ -135,13 +136,22 @@ def _rerun_through_the_frame() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> Store:
-    return open_store(url)
+def _store(config: Settings) -> Store:
+    return open_audited_store(config, audit_anchor(config))
 
 
 def store(config: Settings) -> Store:
-    """The application store, opened (and migrated) once per process; a failure is retried."""
-    return _store(config.store_url)
+    """The application store, opened (and migrated) once per process; a failure is retried.
+
+    It chains audit events with the configured key, redacts credentials from audit details,
+    and anchors the log's head in MLflow after every audited write."""
+    return _store(config)
+
+
+@st.cache_resource(show_spinner=False)
+def audit_anchor(config: Settings) -> AuditAnchor:
+    """The audit log's anchor in MLflow, one per configuration (shared by the store's hook)."""
+    return AuditAnchor(gateway(config), config.audit_anchor_experiment)
 
 
 def promotion_services(config: Settings) -> promotion.Services:

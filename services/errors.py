@@ -11,6 +11,7 @@
     │   ├── NotFound                the experiment, run or model does not exist
     │   └── InvalidRequest          MLflow rejected the request (e.g. a bad filter)
     ├── StoreError                  the application store could not be read or written
+    ├── AuditError                  the audit log no longer matches its anchor: not advanced
     ├── PromotionError              a promotion request cannot go on as asked
     │   └── PromotionConflict       the alias moved since the request, or it was already decided
     ├── DriftError                  drift cannot be computed: schema, empty input, no reference
@@ -73,6 +74,10 @@ class InvalidRequest(TrackingError):
 
 class StoreError(FlightdeckError):
     """The application store (promotion requests, audit log) could not be read or written."""
+
+
+class AuditError(FlightdeckError):
+    """The audit log no longer matches its anchor, so the anchor is left where it is."""
 
 
 class PromotionError(FlightdeckError):

@@ -11,12 +11,19 @@ import getpass
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from services.errors import ConfigurationError
+from services.redaction import (
+    Redactor,
+    mask_url_passwords,
+    without_password,
+    without_userinfo,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -41,6 +48,13 @@ MLFLOW_BACKOFF_FACTOR = 1
 MLFLOW_BACKOFF_JITTER_S = 1.0
 """The MLflow client's random extra wait per retry, at most (its default)."""
 
+AUDIT_ANCHOR_EXPERIMENT = "flightdeck-audit"
+"""The MLflow experiment whose run anchors the audit log's head, by default."""
+AUDIT_KEY_MIN_CHARS = 32
+"""The shortest audit key accepted: an HMAC key must not be guessable."""
+SECRET: Mapping[str, bool] = MappingProxyType({"secret": True})
+"""Field metadata of a credential: its value is redacted wherever text is stored or shown."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -49,7 +63,8 @@ class Settings:
     data_dir: Path
     """Folder for the embedded server's store, the application store and job state."""
     tracking_uri: str
-    """The MLflow tracking server, e.g. ``http://127.0.0.1:5000``."""
+    """The MLflow tracking server, e.g. ``http://127.0.0.1:5000``; never with ``user:password@``
+    (credentials in a URI move to :attr:`mlflow_username` and :attr:`mlflow_password`)."""
     embedded: bool
     """True when Flightdeck starts the tracking server itself (``MLFLOW_TRACKING_URI`` unset)."""
     mlflow_port: int
@@ -75,16 +90,16 @@ class Settings:
     only on requests that also carry ``auth_secret`` in ``auth_secret_header``."""
     auth_secret_header: str = DEFAULT_AUTH_SECRET_HEADER
     """The header in which the proxy proves itself with ``auth_secret``."""
-    auth_secret: str | None = field(default=None, repr=False)
+    auth_secret: str | None = field(default=None, repr=False, metadata=SECRET)
     """The secret the proxy sends in ``auth_secret_header``; from the secrets or environment."""
     dev_mode: bool = False
     """Development mode: anyone picks any configured user. Honoured only when no login or proxy
     is configured and the dashboard listens on loopback (:func:`services.auth.identity_source`)."""
     mlflow_username: str | None = field(default=None, repr=False)
     """Basic-auth user for the tracking server (``MLFLOW_TRACKING_USERNAME``)."""
-    mlflow_password: str | None = field(default=None, repr=False)
+    mlflow_password: str | None = field(default=None, repr=False, metadata=SECRET)
     """Basic-auth password for the tracking server (``MLFLOW_TRACKING_PASSWORD``)."""
-    mlflow_token: str | None = field(default=None, repr=False)
+    mlflow_token: str | None = field(default=None, repr=False, metadata=SECRET)
     """Bearer token for the tracking server (``MLFLOW_TRACKING_TOKEN``)."""
     retraining_engine: str = "local"
     """Where retraining jobs run: ``local`` (a subprocess), ``prefect`` or ``airflow``."""
@@ -98,8 +113,48 @@ class Settings:
     """The DAG ``jobs/airflow_dag.py`` defines."""
     airflow_username: str | None = field(default=None, repr=False)
     """Airflow user for ``/auth/token``."""
-    airflow_password: str | None = field(default=None, repr=False)
+    airflow_password: str | None = field(default=None, repr=False, metadata=SECRET)
     """Its password."""
+    audit_key: str | None = field(default=None, repr=False, metadata=SECRET)
+    """The HMAC key that chains audit events (``FLIGHTDECK_AUDIT_KEY``); plain SHA-256 if None."""
+    audit_anchor_experiment: str = AUDIT_ANCHOR_EXPERIMENT
+    """The MLflow experiment whose run anchors the audit log's head (one per deployment)."""
+    oidc_secrets: tuple[str, ...] = field(default=(), repr=False, metadata=SECRET)
+    """The OIDC client and cookie secrets in ``[auth]`` of the secrets file, to redact them."""
+
+    def __post_init__(self) -> None:
+        # A tracking URI with user:password@ would be shown, logged and sent to engines: keep
+        # the URI clean and let the credentials travel as credentials (explicit ones win).
+        parts = urlsplit(self.tracking_uri)
+        if "@" in parts.netloc:
+            user = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password) if parts.password else None
+            object.__setattr__(self, "tracking_uri", without_userinfo(self.tracking_uri))
+            object.__setattr__(self, "mlflow_username", self.mlflow_username or user)
+            object.__setattr__(self, "mlflow_password", self.mlflow_password or password)
+
+    def __repr__(self) -> str:
+        # Credential fields are left out; a password inside an engine's URL is masked.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return mask_url_passwords(f"Settings({shown})")
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured credential's value (and passwords in the store and engine URLs), for
+        redaction."""
+        values: list[str] = []
+        for item in fields(self):
+            if item.metadata.get("secret"):
+                value = getattr(self, item.name)
+                values.extend(value if isinstance(value, tuple) else [value] if value else [])
+        urls = (self.store_url, self.prefect_api_url, self.airflow_url)
+        passwords = [p for p in (_url_password(url) for url in urls) if p]
+        return (*values, *passwords)
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks :attr:`secret_values` and URL passwords in text before it is stored or shown."""
+        return Redactor.of(self.secret_values)
 
     @property
     def mlflow_call_limit_s(self) -> float:
@@ -252,6 +307,15 @@ def load_settings(
             "FLIGHTDECK_AIRFLOW_PASSWORD", flightdeck_secrets, "airflow_password", ""
         )
         or None,
+        audit_key=_audit_key(pick("FLIGHTDECK_AUDIT_KEY", flightdeck_secrets, "audit_key", "")),
+        audit_anchor_experiment=pick(
+            "FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT",
+            flightdeck_secrets,
+            "audit_anchor_experiment",
+            AUDIT_ANCHOR_EXPERIMENT,
+        ).strip()
+        or AUDIT_ANCHOR_EXPERIMENT,
+        oidc_secrets=tuple(_secret_strings(secrets.get("auth", {}))),
     )
 
 
@@ -264,9 +328,9 @@ def validate_tracking_uri(uri: str) -> None:
     parts = urlsplit(uri)
     if parts.scheme not in SUPPORTED_SCHEMES or not parts.netloc:
         raise ConfigurationError(
-            f"MLFLOW_TRACKING_URI={uri!r} is not an MLflow tracking server URL. Flightdeck reads a "
-            "running `mlflow server` over HTTP: use http://host:port or https://host, or unset "
-            "MLFLOW_TRACKING_URI to use the embedded server."
+            f"MLFLOW_TRACKING_URI={without_password(uri)!r} is not an MLflow tracking server URL. "
+            "Flightdeck reads a running `mlflow server` over HTTP: use http://host:port or "
+            "https://host, or unset MLFLOW_TRACKING_URI to use the embedded server."
         )
 
 
@@ -313,6 +377,38 @@ def _read_secrets(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}. Fix or remove it.") from exc
+
+
+def _audit_key(raw: str) -> str | None:
+    if not raw:
+        return None
+    if len(raw) < AUDIT_KEY_MIN_CHARS:
+        raise ConfigurationError(
+            f"FLIGHTDECK_AUDIT_KEY is too short ({len(raw)} characters; at least "
+            f"{AUDIT_KEY_MIN_CHARS}): make one with `python -c 'import secrets; "
+            "print(secrets.token_hex(32))'`."
+        )
+    return raw
+
+
+def _secret_strings(section: Any) -> list[str]:
+    """The values of every ``*secret`` key in a secrets section and its subsections."""
+    found: list[str] = []
+    if isinstance(section, Mapping):
+        for key, value in section.items():
+            if isinstance(value, Mapping):
+                found += _secret_strings(value)
+            elif str(key).endswith("secret") and isinstance(value, str) and value:
+                found.append(value)
+    return found
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def _to_int(name: str, raw: str) -> int:

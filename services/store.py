@@ -7,11 +7,17 @@ to date when the store is opened.
 Every write runs in :meth:`Store.write`, which serialises writers (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: a table lock on the audit log), so that reading the last audit hash and appending
 the next event, or checking a request's status and changing it, cannot interleave.
+
+A store carries what the audit log needs on every connection it hands out (in
+``connection.info``): the audit key, when one is configured, and the redactor that keeps
+credentials out of audit details. So every ``audit.append(connection, ...)`` chains with the
+key and redacts, without module state and without each caller passing them. After a write that
+appended events commits, the store calls its ``after_audit_commit`` hook (the audit anchor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +30,18 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from services.errors import StoreError
+from services.redaction import NO_SECRETS, Redactor
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
 """How long a SQLite writer waits for another to finish before failing."""
+
+AUDIT_KEY_INFO = "flightdeck.audit_key"
+"""``connection.info`` key: the audit key (bytes), or None for plain SHA-256."""
+REDACTOR_INFO = "flightdeck.redactor"
+"""``connection.info`` key: the :class:`~services.redaction.Redactor` for audit details."""
+AUDIT_APPENDED_INFO = "flightdeck.audit_appended"
+"""``connection.info`` key: set by ``audit.append``, so the store knows to call its hook."""
 
 METADATA = sa.MetaData()
 """The schema as the code sees it; ``migrations/versions`` creates it in the database."""
@@ -93,6 +107,8 @@ audit_events = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("scheme", sa.String(16), nullable=False, server_default="sha256"),
+    sa.Column("key_id", sa.String(16), nullable=True),
 )
 
 retraining_jobs = sa.Table(
@@ -124,12 +140,26 @@ class Store:
 
     Args:
         url: A SQLAlchemy URL, e.g. ``sqlite:///.flightdeck/flightdeck.db``.
+        audit_key: The key audit events are chained with (HMAC-SHA256); None for plain SHA-256.
+        redactor: Masks credentials in audit details before they are stored.
+        after_audit_commit: Called with the store after a write that appended audit events has
+            committed (the anchor); it must not block or raise.
 
     Raises:
         StoreError: The URL is malformed or names a database driver that is not installed.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        audit_key: str | None = None,
+        redactor: Redactor = NO_SECRETS,
+        after_audit_commit: Callable[[Store], None] | None = None,
+    ) -> None:
+        self._audit_key = audit_key.encode("utf-8") if audit_key else None
+        self.redactor = redactor
+        self.after_audit_commit = after_audit_commit
         try:
             parsed = make_url(url)
             self.dialect = parsed.get_backend_name()
@@ -156,19 +186,38 @@ class Store:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    @property
+    def audit_keyed(self) -> bool:
+        """True when audit events are chained with a key."""
+        return self._audit_key is not None
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads."""
         with self._translated("read"), self.engine.connect() as connection:
+            self._equip(connection)
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that holds the store's write lock; commits on success."""
-        with self._translated("write"), self.engine.connect() as connection, connection.begin():
-            if self.dialect == "postgresql":
-                connection.execute(sa.text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE"))
-            yield connection
+        with self._translated("write"), self.engine.connect() as connection:
+            self._equip(connection)
+            with connection.begin():
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        sa.text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE")
+                    )
+                yield connection
+            appended = connection.info.pop(AUDIT_APPENDED_INFO, False)
+        if appended and self.after_audit_commit is not None:
+            self.after_audit_commit(self)
+
+    def _equip(self, connection: Connection) -> None:
+        """Give the connection what ``services.audit`` needs (its info outlives a checkout)."""
+        connection.info[AUDIT_KEY_INFO] = self._audit_key
+        connection.info[REDACTOR_INFO] = self.redactor
+        connection.info.pop(AUDIT_APPENDED_INFO, None)
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
@@ -184,13 +233,21 @@ class Store:
             ) from exc
 
 
-def open_store(url: str) -> Store:
-    """A :class:`Store` with its schema up to date.
+def open_store(
+    url: str,
+    *,
+    audit_key: str | None = None,
+    redactor: Redactor = NO_SECRETS,
+    after_audit_commit: Callable[[Store], None] | None = None,
+) -> Store:
+    """A :class:`Store` with its schema up to date (arguments as for :class:`Store`).
 
     Raises:
         StoreError: The database cannot be reached or migrated.
     """
-    store = Store(url)
+    store = Store(
+        url, audit_key=audit_key, redactor=redactor, after_audit_commit=after_audit_commit
+    )
     store.migrate()
     return store
 

@@ -58,6 +58,18 @@ def development_mode_on_loopback() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def own_audit_anchor(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test anchors its audit log in an MLflow experiment of its own (the anchor names one
+    deployment's log), so tests sharing the session's server never see each other's anchors.
+
+    Set in the environment, so the app under AppTest and the processes a test starts use it too.
+    """
+    name = f"flightdeck-audit-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT", name)
+    return name
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real MLflow tracking server with a temporary SQLite store, stopped by its PID."""

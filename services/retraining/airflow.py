@@ -7,8 +7,9 @@ arguments of ``python -m jobs.train`` and the extra environment::
 
     {"train_args": ["--model", "wine-classifier", ...], "env": {"FLIGHTDECK_JOB_ID": "..."}}
 
-The conf is stored by Airflow and shown to everyone who may read the DAG's runs: ``env`` must
-not carry secrets (give the workers their MLflow credentials in their own environment).
+The conf is stored by Airflow and shown to everyone who may read the DAG's runs, so ``env`` never
+carries secrets: credential variables are left out and URLs lose their ``user:password@`` (give
+the workers their MLflow credentials in their own environment).
 
 The reference is ``<dag_id>/<dag_run_id>`` with the run id ``flightdeck__<job_id>``: Flightdeck
 picks it, so submitting the same job twice (a retry after a timeout) finds the first run
@@ -30,6 +31,7 @@ from urllib.parse import quote
 import requests
 
 from services.errors import RetrainingError
+from services.redaction import NO_SECRETS, Redactor, engine_environment, without_password
 from services.retraining.base import (
     CANCELLED,
     FAILED,
@@ -62,6 +64,8 @@ class AirflowBackend:
         username: Airflow user for ``/auth/token``; None for an Airflow without logins.
         password: That user's password.
         timeout_s: Seconds to wait for each HTTP request.
+        session: The HTTP session; injectable for tests.
+        redactor: Masks credentials in the log lines :meth:`logs` returns.
     """
 
     name = "airflow"
@@ -75,8 +79,12 @@ class AirflowBackend:
         timeout_s: float = 10.0,
         *,
         session: requests.Session | None = None,
+        redactor: Redactor = NO_SECRETS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.where = without_password(self.base_url)
+        """The API URL as messages show it."""
+        self.redactor = redactor
         self.dag_id = dag_id
         self.username = username
         self.password = password
@@ -93,11 +101,11 @@ class AirflowBackend:
             RetrainingError: ``command`` is not ``python -m jobs.train ...``; Airflow is
                 unreachable, refuses the credentials, or has no such DAG; or it refused the run.
         """
-        conf = {"train_args": train_args(command), "env": dict(env)}
+        conf = {"train_args": train_args(command), "env": engine_environment(env)}
         dag = self._call("GET", self._dag_path(self.dag_id), missing_ok=True)
         if dag is None:
             raise RetrainingError(
-                f"Airflow at {self.base_url} has no DAG {self.dag_id!r}: put "
+                f"Airflow at {self.where} has no DAG {self.dag_id!r}: put "
                 "jobs/airflow_dag.py in its DAGs folder (see that file's docstring), wait for "
                 "Airflow to parse it, and check that FLIGHTDECK_AIRFLOW_DAG_ID names it."
             )
@@ -142,7 +150,7 @@ class AirflowBackend:
             return ""
         dag_id, run_id = _parse_ref(ref)
         lines = list(self._log_lines(dag_id, run_id))
-        return "\n".join(lines[-tail:])
+        return self.redactor.text("\n".join(lines[-tail:]))
 
     def cancel(self, ref: str) -> None:
         """Mark the dag run failed with :data:`CANCEL_NOTE`; Airflow kills its running task.
@@ -221,7 +229,7 @@ class AirflowBackend:
             return None
         if response.status_code == 401:
             raise RetrainingError(
-                f"Airflow at {self.base_url} wants a login: set FLIGHTDECK_AIRFLOW_USERNAME "
+                f"Airflow at {self.where} wants a login: set FLIGHTDECK_AIRFLOW_USERNAME "
                 f"and FLIGHTDECK_AIRFLOW_PASSWORD ({_short_message(response)})."
             )
         if response.status_code == 403:
@@ -231,14 +239,14 @@ class AirflowBackend:
             )
         if not response.ok:
             raise RetrainingError(
-                f"Airflow at {self.base_url} refused {method} {path}: HTTP "
+                f"Airflow at {self.where} refused {method} {path}: HTTP "
                 f"{response.status_code}, {_short_message(response)}."
             )
         try:
             body = response.json()
         except ValueError as exc:
             raise RetrainingError(
-                f"{self.base_url} answered {method} {path} with something that is not Airflow's "
+                f"{self.where} answered {method} {path} with something that is not Airflow's "
                 "API: check FLIGHTDECK_AIRFLOW_URL."
             ) from exc
         return body if isinstance(body, dict) else {}
@@ -264,7 +272,7 @@ class AirflowBackend:
         )
         if response.status_code in (401, 403):
             raise RetrainingError(
-                f"Airflow at {self.base_url} rejected the credentials of user {self.username!r}"
+                f"Airflow at {self.where} rejected the credentials of user {self.username!r}"
                 f" ({_short_message(response)}): check FLIGHTDECK_AIRFLOW_USERNAME and "
                 "FLIGHTDECK_AIRFLOW_PASSWORD."
             )
@@ -274,7 +282,7 @@ class AirflowBackend:
             token = None
         if not isinstance(token, str):
             raise RetrainingError(
-                f"Airflow at {self.base_url} gave no token for user {self.username!r}: HTTP "
+                f"Airflow at {self.where} gave no token for user {self.username!r}: HTTP "
                 f"{response.status_code}, {_short_message(response)}. Check that "
                 "FLIGHTDECK_AIRFLOW_URL points at an Airflow 3 API server."
             )
@@ -290,7 +298,7 @@ class AirflowBackend:
                 "did not answer in time" if isinstance(exc, requests.Timeout) else "is unreachable"
             )
             raise RetrainingError(
-                f"The Airflow API at {self.base_url} {what} ({type(exc).__name__}): check that "
+                f"The Airflow API at {self.where} {what} ({type(exc).__name__}): check that "
                 "Airflow's API server runs and that FLIGHTDECK_AIRFLOW_URL points at it."
             ) from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from services.redaction import without_userinfo
 from services.retraining.base import TRAIN_MODULE, Backend
 from services.settings import Settings
 
@@ -22,7 +23,10 @@ def backend_for(settings: Settings) -> Backend:
         from services.retraining.prefect import PrefectBackend
 
         return PrefectBackend(
-            settings.prefect_api_url, settings.prefect_deployment, settings.http_timeout_s
+            settings.prefect_api_url,
+            settings.prefect_deployment,
+            settings.http_timeout_s,
+            redactor=settings.redactor,
         )
     if settings.retraining_engine == "airflow":
         from services.retraining.airflow import AirflowBackend
@@ -33,10 +37,11 @@ def backend_for(settings: Settings) -> Backend:
             settings.airflow_username,
             settings.airflow_password,
             settings.http_timeout_s,
+            redactor=settings.redactor,
         )
     from services.retraining.local import LocalBackend
 
-    return LocalBackend(settings.data_dir / JOBS_FOLDER)
+    return LocalBackend(settings.data_dir / JOBS_FOLDER, redactor=settings.redactor)
 
 
 def training_command(
@@ -62,6 +67,7 @@ def training_command(
 
 
 def job_environment(settings: Settings) -> dict[str, str]:
-    """What a job needs to reach MLflow: the tracking URI (credentials stay in the engine's own
-    environment, so they are never stored in a remote engine's run parameters)."""
-    return {"MLFLOW_TRACKING_URI": settings.tracking_uri}
+    """What a job needs to reach MLflow: the tracking URI, without ``user:password@``
+    (credentials stay in the engine's own environment, so they are never stored in a remote
+    engine's run parameters)."""
+    return {"MLFLOW_TRACKING_URI": without_userinfo(settings.tracking_uri)}

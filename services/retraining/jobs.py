@@ -186,7 +186,7 @@ def submit_retraining(
         command = list(command_for(job_id))
         ref = backend.submit(job_id, command, {**(env or {}), "FLIGHTDECK_JOB_ID": job_id})
     except (FlightdeckError, OSError) as exc:
-        reason = f"The {backend.name} engine could not start the job: {exc}"
+        reason = store.redactor.text(f"The {backend.name} engine could not start the job: {exc}")
         _set(
             store,
             job_id,
@@ -295,7 +295,9 @@ def cancel_retraining(
                     details={"job_id": job_id, "reason": str(exc)},
                 )
             raise RetrainingError(
-                f"The {backend.name} engine could not cancel job {job_id[:8]}: {exc}"
+                store.redactor.text(
+                    f"The {backend.name} engine could not cancel job {job_id[:8]}: {exc}"
+                )
             ) from exc
         seen = backend.status(job.engine_ref)
         if seen.state in FINISHED_STATES and seen.state != CANCELLED:
@@ -408,8 +410,11 @@ def _set(
     when the job changed.
 
     With ``expect``, only a job still in one of those statuses changes (another refresh or a
-    cancel may have got there first).
+    cancel may have got there first). A ``status_reason`` (engine errors, log lines) is redacted
+    of credentials before it is stored; the audit details are redacted by ``audit.append``.
     """
+    if "status_reason" in values:
+        values["status_reason"] = store.redactor.text(values["status_reason"])
     with store.write() as connection:
         query = retraining_jobs.update().where(retraining_jobs.c.id == job_id)
         if expect:

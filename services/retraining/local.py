@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.errors import RetrainingError
+from services.redaction import NO_SECRETS, Redactor
 from services.retraining.base import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, EngineStatus
 from services.settings import PROJECT_ROOT
 
@@ -46,16 +47,23 @@ class LocalBackend:
         jobs_dir: Where job folders go, normally ``<data_dir>/jobs``.
         cwd: The working directory of jobs; the project root by default (for ``python -m``).
         grace_s: Seconds between SIGTERM and SIGKILL on cancel.
+        redactor: Masks credentials in the log lines :meth:`logs` returns.
     """
 
     name = "local"
 
     def __init__(
-        self, jobs_dir: Path, *, cwd: Path = PROJECT_ROOT, grace_s: float = CANCEL_GRACE_S
+        self,
+        jobs_dir: Path,
+        *,
+        cwd: Path = PROJECT_ROOT,
+        grace_s: float = CANCEL_GRACE_S,
+        redactor: Redactor = NO_SECRETS,
     ) -> None:
         self.jobs_dir = jobs_dir
         self.cwd = cwd
         self.grace_s = grace_s
+        self.redactor = redactor
 
     def submit(self, job_id: str, command: Sequence[str], env: Mapping[str, str]) -> str:
         """Start ``command`` detached; the reference is ``job_id``.
@@ -114,7 +122,7 @@ class LocalBackend:
         return EngineStatus(state, code, started_at, _mtime(folder / EXIT_FILE))
 
     def logs(self, ref: str, tail: int = 200) -> str:
-        """The last ``tail`` lines of ``log.txt`` (empty when there is none yet)."""
+        """The last ``tail`` lines of ``log.txt`` (empty when there is none yet), redacted."""
         if tail <= 0:
             return ""
         try:
@@ -127,7 +135,7 @@ class LocalBackend:
         lines = data.decode("utf-8", errors="replace").splitlines()
         if len(data) < size:
             lines = lines[1:]  # the first line read may be cut
-        return "\n".join(lines[-tail:])
+        return self.redactor.text("\n".join(lines[-tail:]))
 
     def cancel(self, ref: str) -> None:
         """Mark the job cancelled, SIGTERM its process group, SIGKILL after the grace period."""

@@ -3,7 +3,9 @@
 The deployment (``flightdeck-retrain/flightdeck-retrain`` by default, registered by
 ``make prefect-deploy`` from :mod:`jobs.prefect_flow`) runs ``python -m jobs.train`` on a
 ``process`` worker; Flightdeck sends it the training's arguments and extra environment as the
-flow run's parameters, never a command. The reference is the flow run's id.
+flow run's parameters, never a command, and never credentials: credential variables are left
+out and URLs lose their ``user:password@`` (the worker's own environment carries credentials).
+The reference is the flow run's id.
 
 The dashboard does not import Prefect (it lives in its own venv, ``.engines/prefect``): this
 module speaks HTTP with ``requests``. Prefect states map to Flightdeck's like this:
@@ -34,6 +36,7 @@ from typing import Any
 import requests
 
 from services.errors import RetrainingError
+from services.redaction import NO_SECRETS, Redactor, engine_environment, without_password
 from services.retraining.base import (
     CANCELLED,
     FAILED,
@@ -76,14 +79,25 @@ class PrefectBackend:
         api_url: The Prefect server's API, e.g. ``http://127.0.0.1:4200/api``.
         deployment: The deployment's full name, ``<flow>/<deployment>``.
         timeout_s: Seconds to wait for each HTTP request.
+        redactor: Masks credentials in the log lines :meth:`logs` returns.
     """
 
     name = "prefect"
 
-    def __init__(self, api_url: str, deployment: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        deployment: str,
+        timeout_s: float = 10.0,
+        *,
+        redactor: Redactor = NO_SECRETS,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.where = without_password(self.api_url)
+        """The API URL as messages show it."""
         self.deployment = deployment
         self.timeout_s = timeout_s
+        self.redactor = redactor
 
     def submit(self, job_id: str, command: Sequence[str], env: Mapping[str, str]) -> str:
         """Create a flow run of the deployment for ``job_id``; the reference is its id.
@@ -95,7 +109,7 @@ class PrefectBackend:
             RetrainingError: ``command`` is not ``python -m jobs.train ...``, the deployment
                 does not exist, or the server is unreachable or refused the run.
         """
-        parameters = {"train_args": train_args(command), "env": dict(env)}
+        parameters = {"train_args": train_args(command), "env": engine_environment(env)}
         deployment_id = self._deployment_id()
         run = self._request(
             "POST",
@@ -162,7 +176,7 @@ class PrefectBackend:
                 lines[:0] = _lines(str(record.get("message", "")))
             if len(records) < LOG_PAGE or len(lines) >= tail:
                 break
-        return "\n".join(lines[-tail:])
+        return self.redactor.text("\n".join(lines[-tail:]))
 
     def cancel(self, ref: str) -> None:
         """Ask Prefect to cancel the flow run; its worker then stops the training.
@@ -177,7 +191,7 @@ class PrefectBackend:
         response = self._request("GET", f"/flow_runs/{ref}", doing="read a flow run", ok=(404,))
         if response.status_code == 404:
             raise RetrainingError(
-                f"The Prefect server at {self.api_url} has no flow run {ref}: it may have been "
+                f"The Prefect server at {self.where} has no flow run {ref}: it may have been "
                 "deleted. Nothing was cancelled."
             )
         kind = str((_json(response).get("state") or {}).get("type"))
@@ -202,7 +216,7 @@ class PrefectBackend:
             return
         reason = (answer.get("details") or {}).get("reason") or answer.get("status")
         raise RetrainingError(
-            f"The Prefect server at {self.api_url} would not cancel flow run {ref}: {reason}."
+            f"The Prefect server at {self.where} would not cancel flow run {ref}: {reason}."
         )
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -222,7 +236,7 @@ class PrefectBackend:
         )
         if response.status_code == 404:
             raise RetrainingError(
-                f"The Prefect server at {self.api_url} has no deployment {self.deployment!r}: "
+                f"The Prefect server at {self.where} has no deployment {self.deployment!r}: "
                 "register it with `make prefect-deploy` (and start a worker on the "
                 "`flightdeck` pool), or fix FLIGHTDECK_PREFECT_DEPLOYMENT."
             )
@@ -247,18 +261,18 @@ class PrefectBackend:
                 time.sleep(pause)  # a busy server (its SQLite locked): every call here may repeat
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RetrainingError(
-                f"The Prefect server at {self.api_url} is unreachable ({type(exc).__name__}), "
+                f"The Prefect server at {self.where} is unreachable ({type(exc).__name__}), "
                 f"so Flightdeck could not {doing}. Check that `prefect server start` runs there "
                 "and that FLIGHTDECK_PREFECT_API_URL points at its /api."
             ) from exc
         except requests.RequestException as exc:
             raise RetrainingError(
-                f"Could not {doing} on the Prefect server at {self.api_url}: {exc}"
+                f"Could not {doing} on the Prefect server at {self.where}: {exc}"
             ) from exc
         if response.ok or response.status_code in ok:
             return response
         raise RetrainingError(
-            f"The Prefect server at {self.api_url} refused to {doing}: HTTP "
+            f"The Prefect server at {self.where} refused to {doing}: HTTP "
             f"{response.status_code} {_detail(response)}"
         )
 
@@ -274,8 +288,8 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError as exc:
         raise RetrainingError(
-            f"The Prefect server answered {response.url} with something that is not JSON: "
-            "is FLIGHTDECK_PREFECT_API_URL the server's /api?"
+            f"The Prefect server answered {without_password(response.url)} with something that "
+            "is not JSON: is FLIGHTDECK_PREFECT_API_URL the server's /api?"
         ) from exc
 
 

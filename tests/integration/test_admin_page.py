@@ -10,8 +10,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services import audit
-from services.settings import PROJECT_ROOT
+from services.audit_anchor import AuditAnchor, anchor_audit_head
+from services.settings import PROJECT_ROOT, load_settings
 from services.store import open_store
+from services.tracking import TrackingGateway
 
 APP = str(PROJECT_ROOT / "app.py")
 ADMIN = "pages/admin.py"
@@ -19,10 +21,14 @@ HOSTILE_ACTOR = "<img src=x onerror=alert(1)> **bold**"
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_env: str) -> Path:
-    """A fresh store with three events, used by the app under test."""
+def db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_env: str, unique_name: str
+) -> Path:
+    """A fresh store with three events, anchored in this test's own experiment, used by the
+    app under test."""
     path = tmp_path / "fd.db"
     monkeypatch.setenv("FLIGHTDECK_STORE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("FLIGHTDECK_AUDIT_ANCHOR_EXPERIMENT", unique_name)
     monkeypatch.setenv("FLIGHTDECK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FLIGHTDECK_DEV_USER", "ada")
     monkeypatch.delenv("FLIGHTDECK_AUTH_HEADER", raising=False)
@@ -54,6 +60,9 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_env: str) -> Pa
             subject=audit.subject_for("diabetes-regressor", "alias", "champion"),
             details={"from": 1, "to": 2},
         )
+    settings = load_settings()
+    anchor = AuditAnchor(TrackingGateway(settings), settings.audit_anchor_experiment)
+    assert anchor_audit_head(store, anchor).moved
     store.engine.dispose()
     return path
 
@@ -103,8 +112,21 @@ def test_a_viewer_may_see_the_page(db: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_verify_reports_an_intact_chain(db: Path) -> None:
     at = open_admin()
     at.button(key="admin.verify").click().run()
-    assert [s.value for s in at.success] == ["Intact: 3 events"]
+    (success,) = at.success
+    assert success.value.startswith("Intact: 3 events; event 3 matches the anchor of ")
     assert not at.error
+    assert not at.warning
+
+
+def test_verify_shows_events_removed_from_the_end(db: Path) -> None:
+    at = open_admin()
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM audit_events WHERE seq = 3")
+    at.button(key="admin.verify").click().run()
+    assert not at.success
+    (error,) = at.error
+    assert error.value.startswith("Broken: the log ends at event 2 but event 3 was anchored on")
+    assert "event 3 was removed" in error.value
 
 
 def test_verify_names_the_broken_event_after_tampering(db: Path) -> None:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,8 @@ from services.errors import RetrainingError
 from services.processes import ServerProcess, free_port
 from services.retraining import jobs
 from services.retraining.airflow import AirflowBackend
-from services.settings import EMBEDDED_HOST, PROJECT_ROOT
+from services.retraining.engines import backend_for, job_environment
+from services.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
 from services.store import Store
 from tests.conftest import engine_venv
 from tests.integration import engine_support as support
@@ -275,6 +276,44 @@ def test_only_the_training_job_may_run_on_airflow(backend: AirflowBackend) -> No
 
 
 # -- the server --------------------------------------------------------------------------------
+
+
+def test_the_dag_run_is_sent_no_credentials(
+    store: Store,
+    airflow: Airflow,
+    mlflow_server: ServerProcess,
+    unique_name: str,
+    settings_for: Callable[..., Settings],
+) -> None:
+    # A tracking URI with user:password@, a token and a password in the environment: what the
+    # dashboard would be configured with. The dag run's conf Airflow stores must hold none.
+    host = mlflow_server.url.removeprefix("http://")
+    settings = settings_for(
+        f"http://ada:uri-s3cret@{host}",
+        MLFLOW_TRACKING_TOKEN="token-s3cret",
+        FLIGHTDECK_RETRAINING_ENGINE="airflow",
+        FLIGHTDECK_AIRFLOW_URL=airflow.url,
+        FLIGHTDECK_AIRFLOW_USERNAME=USERNAME,
+        FLIGHTDECK_AIRFLOW_PASSWORD=airflow.password,
+        FLIGHTDECK_HTTP_TIMEOUT="30",  # a busy standalone Airflow answers slowly
+    )
+    backend = backend_for(settings)
+    env = {**job_environment(settings), "MLFLOW_TRACKING_PASSWORD": "env-s3cret"}
+    job = support.submit(store, backend, unique_name, "", model="no-such-model", extra_env=env)
+    assert job.engine_ref
+    dag_id, run_id = job.engine_ref.split("/")
+
+    run = requests.get(
+        f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
+        headers={"Authorization": f"Bearer {_token(airflow.url, airflow.password)}"},
+        timeout=30,
+    ).json()
+
+    sent = json.dumps(run["conf"])
+    for secret in ("uri-s3cret", "token-s3cret", "env-s3cret", "ada@", airflow.password):
+        assert secret not in sent
+    assert run["conf"]["env"]["MLFLOW_TRACKING_URI"] == mlflow_server.url
+    support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S)
 
 
 def _token(url: str, password: str) -> str:

@@ -7,6 +7,7 @@ serve the whole module; the deployment is registered by ``jobs/prefect_flow.py``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ from services.errors import RetrainingError
 from services.lineage import JOB_ID_TAG
 from services.processes import ServerProcess, free_port
 from services.retraining import jobs
+from services.retraining.engines import backend_for, job_environment
 from services.retraining.prefect import PrefectBackend
-from services.settings import PROJECT_ROOT
+from services.settings import PROJECT_ROOT, Settings
 from services.store import Store
 from tests.conftest import engine_venv
 from tests.integration import engine_support as support
@@ -255,3 +257,33 @@ def test_only_the_training_job_may_run_on_prefect() -> None:
 
     with pytest.raises(RetrainingError, match=re.escape("only `python -m jobs.train`")):
         backend.submit("c" * 32, [sys.executable, "-c", "print('anything')"], {})
+
+
+def test_the_flow_run_is_sent_no_credentials(
+    store: Store,
+    prefect_api: str,
+    mlflow_server: ServerProcess,
+    unique_name: str,
+    settings_for: Callable[..., Settings],
+) -> None:
+    # A tracking URI with user:password@, a token and a password in the environment: what the
+    # dashboard would be configured with. The flow run Prefect stores must hold none of them.
+    host = mlflow_server.url.removeprefix("http://")
+    settings = settings_for(
+        f"http://ada:uri-s3cret@{host}",
+        MLFLOW_TRACKING_TOKEN="token-s3cret",
+        FLIGHTDECK_RETRAINING_ENGINE="prefect",
+        FLIGHTDECK_PREFECT_API_URL=prefect_api,
+    )
+    backend = backend_for(settings)
+    env = {**job_environment(settings), "MLFLOW_TRACKING_PASSWORD": "env-s3cret"}
+    job = support.submit(store, backend, unique_name, "", model="no-such-model", extra_env=env)
+    assert job.engine_ref
+
+    run = requests.get(f"{prefect_api}/flow_runs/{job.engine_ref}", timeout=10).json()
+
+    sent = json.dumps(run["parameters"])
+    for secret in ("uri-s3cret", "token-s3cret", "env-s3cret", "ada@"):
+        assert secret not in sent
+    assert run["parameters"]["env"]["MLFLOW_TRACKING_URI"] == mlflow_server.url
+    support.wait_done(store, backend, job.job_id, JOB_TIMEOUT_S)

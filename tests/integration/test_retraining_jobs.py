@@ -250,11 +250,43 @@ def store_at_revision(url: str, revision: str) -> Store:
     return old
 
 
+def write_event_as_before_0005(old: Store, scratch_dir: Path, **fields: str) -> None:
+    """An event as Flightdeck wrote it before revision 0005_audit_keys: plain SHA-256, no
+    scheme column.
+
+    It is made by today's code in a scratch store (an unkeyed event hashes the same way as
+    before) and copied without the columns 0005_audit_keys added.
+    """
+    scratch = open_store(f"sqlite:///{scratch_dir / 'scratch.db'}")
+    with scratch.write() as connection:
+        event = audit.append(connection, **fields)
+    scratch.engine.dispose()
+    with old.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_events (seq, at, actor, action, subject, request_id, details, "
+                "prev_hash, hash) VALUES (:seq, :at, :actor, :action, :subject, NULL, :details, "
+                ":prev_hash, :hash)"
+            ),
+            {
+                "seq": event.seq,
+                "at": event.at,
+                "actor": event.actor,
+                "action": event.action,
+                "subject": event.subject,
+                "details": "{}",
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            },
+        )
+
+
 def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = store_at_revision(url, "0001")
-    with old.write() as connection:
-        audit.append(connection, actor="ada", action="promotion.requested", subject="model:m")
+    write_event_as_before_0005(
+        old, tmp_path, actor="ada", action="promotion.requested", subject="model:m"
+    )
     old.engine.dispose()
 
     upgraded = open_store(url)
@@ -262,7 +294,27 @@ def test_a_store_at_revision_0001_is_upgraded_keeping_its_audit_log(tmp_path: Pa
     assert "retraining_jobs" in sa.inspect(upgraded.engine).get_table_names()
     with upgraded.read() as connection:
         assert [e.action for e in audit.events(connection)] == ["promotion.requested"]
+        assert audit.verify(connection).intact
     assert jobs.list_jobs(upgraded) == []
+    upgraded.engine.dispose()
+
+
+def test_an_unkeyed_log_from_before_0005_verifies_and_continues_keyed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = store_at_revision(url, "0004")
+    write_event_as_before_0005(
+        old, tmp_path, actor="ada", action="promotion.requested", subject="model:m"
+    )
+    old.engine.dispose()
+
+    upgraded = open_store(url, audit_key="a-key-configured-after-the-upgrade-" + "0" * 8)
+    with upgraded.write() as connection:
+        audit.append(connection, actor="ben", action="promotion.approved", subject="model:m")
+    with upgraded.read() as connection:
+        events = audit.events(connection)
+        check = audit.verify(connection)
+    assert [e.scheme for e in events] == [audit.PLAIN, audit.KEYED]
+    assert check.intact and check.events == 2 and check.keyed == 1
     upgraded.engine.dispose()
 
 

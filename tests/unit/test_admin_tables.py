@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,8 +10,12 @@ import pytest
 
 from jobs.audit import _printable, format_table
 from services import admin, audit
+from services.audit_anchor import AuditAnchor
 from services.governance import parse_governance
+from services.processes import free_port
+from services.settings import Settings
 from services.store import Store, open_store
+from services.tracking import TrackingGateway
 
 GOVERNANCE = parse_governance(
     {
@@ -143,9 +148,18 @@ def test_events_table_is_newest_first_with_compact_json_details(store: Store) ->
     assert first["Request"] == ""
 
 
-def test_verify_audit_reports_the_chain(store: Store) -> None:
-    check = admin.verify_audit(store)
-    assert check.intact and check.events == 6
+def test_verify_audit_with_mlflow_down_reports_the_chain_but_never_intact(
+    store: Store, settings_for: Callable[..., Settings]
+) -> None:
+    # Nothing listens on this port: the anchor cannot be read.
+    settings = settings_for(f"http://127.0.0.1:{free_port()}", FLIGHTDECK_HTTP_MAX_RETRIES="0")
+    anchor = AuditAnchor(TrackingGateway(settings), "flightdeck-audit")
+    result = admin.verify_audit(store, anchor)
+    assert result.chain.intact and result.chain.events == 6
+    assert not result.anchor.checked
+    assert "could not be read" in result.anchor.message
+    assert not result.intact
+    assert not result.broken
 
 
 def test_cli_table_aligns_columns_and_escapes_control_characters() -> None:

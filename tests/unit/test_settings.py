@@ -122,3 +122,94 @@ def test_proxy_settings_and_development_mode_from_the_secrets_file(tmp_path: Pat
     assert settings.auth_secret == "from-the-secrets-file"
     assert settings.dev_mode
     assert "from-the-secrets-file" not in repr(settings)
+
+
+# -- credentials in the tracking URI, the audit key, and what is redacted ----------------------
+
+KEY = "a" * 16 + "b" * 16
+
+
+def test_credentials_in_the_tracking_uri_move_out_of_it(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"MLFLOW_TRACKING_URI": "https://ada:p%40ss%2Fw0rd@mlflow.example.com:8443/"},
+        secrets_path=tmp_path / "x.toml",
+    )
+    assert settings.tracking_uri == "https://mlflow.example.com:8443"
+    assert (settings.mlflow_username, settings.mlflow_password) == ("ada", "p@ss/w0rd")
+    assert "w0rd" not in repr(settings)
+    env = mlflow_client_environment(settings)
+    assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com:8443"
+    assert env["MLFLOW_TRACKING_USERNAME"] == "ada"
+    assert env["MLFLOW_TRACKING_PASSWORD"] == "p@ss/w0rd"
+
+
+def test_explicit_credentials_win_over_those_in_the_uri(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "MLFLOW_TRACKING_URI": "http://uri-user:uri-pass@h:5000",
+            "MLFLOW_TRACKING_USERNAME": "env-user",
+            "MLFLOW_TRACKING_PASSWORD": "env-pass",
+        },
+        secrets_path=tmp_path / "x.toml",
+    )
+    assert settings.tracking_uri == "http://h:5000"
+    assert (settings.mlflow_username, settings.mlflow_password) == ("env-user", "env-pass")
+
+
+def test_a_refused_tracking_uri_is_quoted_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(
+            {"MLFLOW_TRACKING_URI": "ftp://ada:hunter2@files/x"}, secrets_path=tmp_path / "x"
+        )
+    assert "hunter2" not in str(caught.value)
+    assert "ftp://ada:***@files/x" in str(caught.value)
+
+
+def test_audit_key_comes_from_the_environment_or_the_secrets_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[flightdeck]\naudit_key = "{KEY}"\n')
+    assert load_settings({}, secrets_path=secrets).audit_key == KEY
+    other = "c" * 40
+    assert load_settings({"FLIGHTDECK_AUDIT_KEY": other}, secrets_path=secrets).audit_key == other
+    assert load_settings({}, secrets_path=tmp_path / "none.toml").audit_key is None
+    assert KEY not in repr(load_settings({}, secrets_path=secrets))
+
+
+def test_a_short_audit_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="too short") as caught:
+        load_settings({"FLIGHTDECK_AUDIT_KEY": "guessable"}, secrets_path=tmp_path / "x.toml")
+    assert "guessable" not in str(caught.value)
+
+
+def test_secret_values_cover_every_configured_credential(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        '[auth]\ncookie_secret = "cookie-s3cret"\nclient_secret = "oidc-s3cret"\n'
+        'client_id = "flightdeck"\n[auth.google]\nclient_secret = "google-s3cret"\n'
+    )
+    settings = load_settings(
+        {
+            "MLFLOW_TRACKING_URI": "http://ada:uri-s3cret@h:5000",
+            "MLFLOW_TRACKING_TOKEN": "token-s3cret",
+            "FLIGHTDECK_AIRFLOW_PASSWORD": "airflow-s3cret",
+            "FLIGHTDECK_AUDIT_KEY": KEY,
+            "FLIGHTDECK_STORE_URL": "postgresql+psycopg://fd:store-s3cret@db/fd",
+            "FLIGHTDECK_PREFECT_API_URL": "http://p:prefect-s3cret@prefect:4200/api",
+        },
+        secrets_path=secrets,
+    )
+    assert set(settings.secret_values) == {
+        "uri-s3cret",
+        "token-s3cret",
+        "airflow-s3cret",
+        KEY,
+        "store-s3cret",
+        "prefect-s3cret",
+        "cookie-s3cret",
+        "oidc-s3cret",
+        "google-s3cret",
+    }
+    assert "flightdeck" not in settings.secret_values  # a client id is not a secret
+    for secret in settings.secret_values:
+        assert secret not in repr(settings)
+        assert secret not in settings.redactor.text(f"failed: {secret}!")
