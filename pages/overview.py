@@ -15,6 +15,7 @@ import streamlit as st
 from services import cache
 from services.drift_charts import STATUS_BADGES, STATUS_ICONS, STATUS_LABELS
 from services.errors import FlightdeckError
+from services.exports import csv_export
 from services.formatting import ago, escape_markdown
 from services.links import (
     MODEL_PAGE,
@@ -198,14 +199,14 @@ if not presenting:
     )
     export[0].download_button(
         "Models (CSV)",
-        fleet_table(overview).to_csv(index=False),
+        lambda: csv_export(fleet_table(overview)),
         file_name="flightdeck-fleet.csv",
         mime="text/csv",
         icon=":material/download:",
     )
     export[1].download_button(
         "Changes (CSV)",
-        changes_table(overview).to_csv(index=False),
+        lambda: csv_export(changes_table(overview)),
         file_name="flightdeck-changes.csv",
         mime="text/csv",
         icon=":material/download:",

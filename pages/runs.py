@@ -13,6 +13,7 @@ import streamlit as st
 
 from services import cache
 from services.errors import FlightdeckError, InvalidRequest
+from services.exports import csv_export
 from services.formatting import escape_markdown, mlflow_experiment_url
 from services.links import COMPARE_PAGE, EXPERIMENTS_PAGE, RUN_PAGE, RunsView
 from services.runs import (
@@ -20,7 +21,6 @@ from services.runs import (
     RUN_STATUSES,
     build_search,
     column_catalog,
-    csv_export,
     default_columns,
     experiment_names,
     group_summary,
