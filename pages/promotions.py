@@ -152,8 +152,13 @@ if chosen is not None:
     for gate in view.gates:
         icon = ":material/check_circle:" if gate.passed else ":material/cancel:"
         colour = "green" if gate.passed else "red"
-        st.markdown(f":{colour}[{icon}] **{gate.name}**")
-        st.caption(gate.detail)
+        st.markdown(f":{colour}[{icon}] **{escape_markdown(gate.name)}**")
+        st.caption(escape_markdown(gate.detail))
+        if gate.self_reported:  # the challenger's own claims: shown, never trusted
+            st.caption(
+                ":orange[:material/report: **Self-reported, not trusted:**] "
+                + escape_markdown(gate.self_reported)
+            )
 
     st.subheader("Champion against challenger", anchor=False)
     st.caption(view.evaluation_note)
