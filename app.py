@@ -133,7 +133,7 @@ try:
     settings = load_settings()
     governance = load_governance(settings.governance_path)
 except ConfigurationError as exc:
-    st.error(str(exc), icon=":material/settings_alert:")
+    st.error(escape_markdown(str(exc)), icon=":material/settings_alert:")
     st.stop()
 cache.use_settings(settings)
 oidc_configured, oidc_user = cache.oidc_login()
@@ -150,7 +150,9 @@ with st.sidebar:
     st.subheader("Tracking server")
     st.text(settings.tracking_uri)  # st.code would load a 1.5 MB highlighter on every page
     if server:
-        st.caption(f":green[:material/check_circle: Reachable] · MLflow {server.version}")
+        st.caption(
+            f":green[:material/check_circle: Reachable] · MLflow {escape_markdown(server.version)}"
+        )
     else:
         st.caption(":red[:material/error: Not reachable]")
     freshness = st.container()
@@ -177,7 +179,7 @@ with st.sidebar:
         st.button("Log out", icon=":material/logout:", on_click=st.logout)
 
 if problem is not None:
-    st.error(str(problem), icon=":material/cloud_off:")
+    st.error(escape_markdown(str(problem)), icon=":material/cloud_off:")
     if st.button("Retry", icon=":material/refresh:", type="primary"):
         cache.clear_all()
         st.rerun()

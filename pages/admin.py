@@ -59,7 +59,7 @@ with right:
 
 st.subheader("Audit log")
 if store is None:
-    st.error(str(store_problem))
+    st.error(escape_markdown(str(store_problem)))
     st.stop()
 
 st.caption(
@@ -71,14 +71,14 @@ if st.button("Verify the chain", icon=":material/verified:", key=VERIFY_KEY):
         with st.spinner("Checking every event…"):
             check = admin.verify_audit(store)
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
     else:
         noun = "event" if check.events == 1 else "events"
         if check.intact:
             st.success(f"Intact: {check.events:,} {noun}", icon=":material/verified:")
         else:
             st.error(
-                f"Broken at event {check.first_broken}: {check.problem}. "
+                f"Broken at event {check.first_broken}: {escape_markdown(check.problem)}. "
                 f"{check.events:,} {noun} checked.",
                 icon=":material/gpp_bad:",
             )
@@ -94,7 +94,7 @@ url_action = (query.get("action") or [""])[-1]
 try:
     actions = admin.audit_actions(store)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 options = [ALL_ACTIONS, *actions]
 if url_action and url_action not in options:
@@ -123,7 +123,7 @@ st.session_state[LAST_QUERY_KEY] = cache.read_query()
 try:
     events = admin.audit_log(store, model_contains=model_text, action=action)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not events:

@@ -67,7 +67,7 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
                 else ""
             )
             metric = (
-                f" · {health.primary_metric} **{health.champion_metric:.4g}**"
+                f" · {escape_markdown(health.primary_metric)} **{health.champion_metric:.4g}**"
                 if health.champion_metric is not None
                 else ""
             )
@@ -92,7 +92,8 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
             result = f"v{job.new_version}" if job.new_version is not None else job.status
             proposed = ", proposed for approval" if job.promotion_request_id else ""
             st.markdown(
-                f"Last retrain: {job.created_at:%d %b} ({job.trigger}) → {result}{proposed}"
+                f"Last retrain: {job.created_at:%d %b} ({escape_markdown(job.trigger)}) → "
+                f"{escape_markdown(result)}{proposed}"
             )
         st.markdown(
             f"Pending approvals: **{health.pending_approvals}** · Open alarm: "
@@ -153,7 +154,7 @@ def read() -> Overview | None:
     try:
         return cache.fleet_overview(settings)
     except FlightdeckError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(escape_markdown(str(exc)), icon=":material/error:")
         return None
 
 

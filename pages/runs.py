@@ -54,7 +54,7 @@ st.title("Runs")
 try:
     experiments = cache.experiments(settings, include_deleted=True)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 names = experiment_names(experiments)
 unknown = [i for i in view.experiment_ids if i not in names]
@@ -147,9 +147,11 @@ try:
         runs, more = cache.runs_first_page(settings, search)
     st.session_state["runs.last_good"] = (runs, more)
 except InvalidRequest as exc:
-    filter_problem.error(f"MLflow cannot use this filter: {exc}", icon=":material/error:")
+    filter_problem.error(
+        f"MLflow cannot use this filter: {escape_markdown(str(exc))}", icon=":material/error:"
+    )
 except FlightdeckError as exc:
-    filter_problem.error(str(exc), icon=":material/error:")
+    filter_problem.error(escape_markdown(str(exc)), icon=":material/error:")
 if runs is None:
     if "runs.last_good" not in st.session_state:
         st.stop()
@@ -192,7 +194,10 @@ def load_progress() -> None:
 
 if loader is not None:
     if loader.done and loader.error:
-        st.error(f"Loading all runs stopped: {loader.error} Use Load all to try again.")
+        st.error(
+            f"Loading all runs stopped: {escape_markdown(str(loader.error))} Use Load all to "
+            "try again."
+        )
         st.session_state.pop("runs.load_all", None)
     elif loader.done:
         runs, more = list(loader.runs), False
