@@ -10,11 +10,12 @@ _ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 syntax (links, images, HTML, emphasis, headings, tables, math, ``:color[...]`` directives)."""
 _WORD_JOINER = "\u2060"
 """Invisible, and not a letter, digit or punctuation: it breaks the patterns below apart."""
-_AUTOLINKED = re.compile(r"(?<=:)|(?=@)|(?<=www)(?=\.)", re.IGNORECASE)
+_AUTOLINKED = re.compile(r"(?<=:)(?=\S)|(?<=[-.\w+])(?=@)|(?<=www)(?=\.)", re.IGNORECASE)
 """Where Streamlit still makes links or icons from text that has no Markdown syntax left:
 GitHub-style autolinks run on the decoded text (``http://…``, ``www.…``, ``name@host``), and
-so do ``:material/…:`` icons and emoji shortcodes. A word joiner after each colon, before each
-``@`` and between ``www`` and its dot keeps them plain text that reads the same."""
+so do ``:material/…:`` icons, ``:red[…]`` and emoji shortcodes. A word joiner after a colon
+that something follows, before an ``@`` that ends a name, and between ``www`` and its dot keeps
+them plain text that reads the same (``@champion`` and ``rmse: 54`` stay untouched)."""
 
 
 def escape_markdown(text: str) -> str:

@@ -89,7 +89,8 @@ def hostile(marker: str) -> str:
 
 def hostile_registry_name(marker: str) -> str:
     """A registered model name that MLflow accepts (no ``:`` or ``/``) and that still renders as
-    links and images: the forbidden characters spelt as character references."""
+    links and images: the forbidden characters spelt as character references. A few payloads
+    only, because the registry keeps at most 256 characters of a name."""
     spelt = {ord(c): f"&#{ord(c)};" for c in REGISTRY_FORBIDS}
     payloads = [p.translate(spelt) for p in PAYLOADS[:2]] + [PAYLOADS[4], PAYLOADS[5]]
     return " ".join([marker, *payloads, uuid.uuid4().hex[:6]])

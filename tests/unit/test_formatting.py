@@ -59,4 +59,10 @@ def test_autolinks_icons_and_shortcodes_are_broken_by_an_invisible_word_joiner()
     assert "http:" + WORD_JOINER + "//x.y" in visible
     assert "www" + WORD_JOINER + ".x.y" in visible
     assert "a" + WORD_JOINER + "@x.y" in visible
-    assert ":" + WORD_JOINER + "material/home:" + WORD_JOINER in visible
+    assert ":" + WORD_JOINER + "material/home:" in visible
+
+
+def test_plain_colons_and_at_signs_are_left_as_they_are() -> None:
+    """Text that cannot become a link reads (and is found by a search) exactly as written."""
+    text = "proposed for @champion (rmse: 54, at 10: 30)"
+    assert WORD_JOINER not in rendered_text(escape_markdown(text))
