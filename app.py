@@ -70,10 +70,10 @@ def refuse(message: str, *, login: bool = False) -> NoReturn:
     def sign_in() -> None:
         st.title(":material/flight_takeoff: Flightdeck")
         if login:
-            st.info(message, icon=":material/lock:")
+            st.info(escape_markdown(message), icon=":material/lock:")
             st.button("Log in", icon=":material/login:", type="primary", on_click=st.login)
         else:
-            st.error(message, icon=":material/lock:")
+            st.error(escape_markdown(message), icon=":material/lock:")
 
     st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")], position="hidden").run()
     st.stop()
@@ -202,7 +202,9 @@ with st.sidebar:
     st.subheader("Tracking server")
     st.text(settings.tracking_uri)  # st.code would load a 1.5 MB highlighter on every page
     if server:
-        st.caption(f":green[:material/check_circle: Reachable] · MLflow {server.version}")
+        st.caption(
+            f":green[:material/check_circle: Reachable] · MLflow {escape_markdown(server.version)}"
+        )
     else:
         st.caption(":red[:material/error: Not reachable]")
     freshness = st.container()
@@ -216,7 +218,7 @@ with st.sidebar:
         st.button("Log out", icon=":material/logout:", on_click=st.logout)
 
 if problem is not None:
-    st.error(str(problem), icon=":material/cloud_off:")
+    st.error(escape_markdown(str(problem)), icon=":material/cloud_off:")
     if st.button("Retry", icon=":material/refresh:", type="primary"):
         cache.clear_all()
         st.rerun()

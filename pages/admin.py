@@ -59,7 +59,7 @@ with right:
 
 st.subheader("Audit log")
 if store is None:
-    st.error(str(store_problem))
+    st.error(escape_markdown(str(store_problem)))
     st.stop()
 
 st.caption(
@@ -73,7 +73,7 @@ if st.button("Verify the chain", icon=":material/verified:", key=VERIFY_KEY):
         with st.spinner("Checking every event and the anchor…"):
             result = admin.verify_audit(store, cache.audit_anchor(settings))
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
     else:
         chain, anchored = result.chain, result.anchor
         # Problems quote the store and MLflow (a scheme, an error): untrusted text.
@@ -108,7 +108,7 @@ url_action = (query.get("action") or [""])[-1]
 try:
     actions = admin.audit_actions(store)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 options = [ALL_ACTIONS, *actions]
 if url_action and url_action not in options:
@@ -137,7 +137,7 @@ st.session_state[LAST_QUERY_KEY] = cache.read_query()
 try:
     events = admin.audit_log(store, model_contains=model_text, action=action)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not events:

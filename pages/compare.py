@@ -88,7 +88,7 @@ try:
     )
 except FlightdeckError as exc:
     progress.empty()
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 progress.empty()
 
@@ -207,7 +207,7 @@ for index, metric in enumerate(chosen_metrics):
             with st.spinner(f"Loading the history of {escape_markdown(metric)}…"):
                 histories = cache.metric_histories(settings, run_ids, metric)
         except FlightdeckError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
             continue
         series = history_series(histories, x_axis, smoothing)
         st.plotly_chart(
@@ -330,7 +330,7 @@ if version_trend:
                 cache.model_versions(settings, ""), experiments, fetch_run
             )
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         related_models = []
     model_options = related_models + ([view.model] if view.model not in related_models else [])
     model_options = [name for name in model_options if name]
@@ -356,7 +356,7 @@ if version_trend:
         except NotFound:
             st.info(f"No registered model is named “{escape_markdown(model)}”.")
         except FlightdeckError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
         else:
             trend_metrics = compare.metric_names(sources.runs)
             if not versions:

@@ -41,7 +41,7 @@ try:
             e.experiment_id: cache.experiment_activity(settings, e.experiment_id) for e in found
         }
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not found:

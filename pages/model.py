@@ -80,7 +80,7 @@ def show_version(version: ModelVersionSummary, run: Run | None) -> None:
         with st.spinner("Reading the signature…"):
             signature = cache.model_version_signature(settings, version.name, version.version)
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     if signature is None:
         st.caption("This version declares no signature.")
@@ -107,7 +107,7 @@ except NotFound:
     back_to_models()
     st.stop()
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     back_to_models()
     st.stop()
 read_at = datetime.now(UTC)
@@ -162,7 +162,7 @@ if not history_problem:
     for column, (alias, previous) in zip(rollback_columns, previous_holders.items(), strict=False):
         column.page_link(
             PROMOTIONS_PAGE,
-            label=f"Roll back @{alias} to v{previous}",
+            label=f"Roll back @{escape_markdown(alias)} to v{previous}",
             icon=":material/undo:",
             query_params={
                 "model": model.name,
@@ -175,8 +175,8 @@ if not history_problem:
 for request in open_requests:
     st.page_link(
         PROMOTIONS_PAGE,
-        label=f"Open request: v{request.version} → {request.target} ({request.status}, by "
-        f"{escape_markdown(request.requested_by)})",
+        label=f"Open request: v{request.version} → {escape_markdown(request.target)} "
+        f"({escape_markdown(request.status)}, by {escape_markdown(request.requested_by)})",
         icon=":material/pending_actions:",
         query_params={"request": request.request_id},
     )
@@ -190,7 +190,7 @@ try:
         )
         source_runs = cache.runs_by_id(settings, registry.source_run_ids(versions))
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not versions:
@@ -318,7 +318,7 @@ else:
             signature_a = cache.model_version_signature(settings, model.name, a.version)
             signature_b = cache.model_version_signature(settings, model.name, b.version)
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
     else:
         check = registry.signature_comparison(
             signature_a, signature_b, labels=(f"v{a.version}", f"v{b.version}")
@@ -364,7 +364,7 @@ else:
 
 st.subheader("Alias history")
 if history_problem:
-    st.warning(history_problem, icon=":material/database:")
+    st.warning(escape_markdown(history_problem), icon=":material/database:")
 elif not moves:
     st.caption(
         "No alias of this model has moved since Flightdeck started watching it. Moves made "
@@ -387,7 +387,9 @@ else:
         asked_at = datetime.combine(asked_date, asked_time, tzinfo=UTC)
         found = alias_history.holder_at([m for m in moves if m.alias == asked_alias], asked_at)
         if found is None:
-            st.info(f"Flightdeck has no record of @{asked_alias} before that time.")
+            st.info(
+                f"Flightdeck has no record of @{escape_markdown(asked_alias)} before that time."
+            )
         else:
             who = "someone outside Flightdeck" if found.external else found.actor
             st.markdown(

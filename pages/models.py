@@ -40,7 +40,7 @@ try:
     with st.spinner("Loading registered models…"):
         models = cache.registered_models(settings)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not models:

@@ -86,7 +86,7 @@ def show_status(runs: list[MonitoringRun], label: str) -> None:
             icon=STATUS_ICONS.get(status.level),
             color=STATUS_BADGES.get(status.level, "gray"),  # type: ignore[arg-type]
         )
-    reason_column.caption(f"{label}: {escape_markdown(status.reason)}")
+    reason_column.caption(f"{escape_markdown(label)}: {escape_markdown(status.reason)}")
 
 
 def show_summary(summary: DriftSummary, prefix: str, wanted: str, ecdf: bool) -> tuple[str, bool]:
@@ -157,7 +157,7 @@ def save_check() -> None:
             cache.gateway(settings), cache.store(settings), me, check
         )
     except FlightdeckError as exc:
-        st.session_state["monitoring.problem"] = f"Save: {exc}"
+        st.session_state["monitoring.problem"] = f"Save: {escape_markdown(str(exc))}"
         return
     cache.clear_all()
     cache.write_query(MonitoringView(model=check.model, batch=run_id).to_query())
@@ -176,7 +176,7 @@ def poll_check() -> None:
         st.rerun()
     st.progress(
         check.progress,
-        text=f"Computing drift against the reference of @{check.alias}… "
+        text=f"Computing drift against the reference of @{escape_markdown(check.alias)}… "
         f"{check.elapsed_s:.0f} s (about {check.expected_s:.0f} s expected)",
     )
 
@@ -192,7 +192,7 @@ try:
         names = [m.name for m in cache.registered_models(settings)]
         monitored = cache.monitored_models(settings)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 if not names:
@@ -211,7 +211,7 @@ if view.model and view.model not in names:
     except NotFound:
         pass
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
 options = monitoring_view.monitored_first(names, monitored)
 if view.model and view.model not in options:
@@ -241,7 +241,7 @@ try:
     with st.spinner("Reading the monitoring batches…"):
         runs = cache.monitoring_runs(settings, model)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     runs = []
 
 if not runs:
@@ -335,7 +335,7 @@ else:
             with st.spinner("Reading the batch's drift summary…"):
                 summary = cache.drift_summary(settings, batch_id)
         except FlightdeckError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
         else:
             implicit = monitoring_view.chosen_feature(summary, "")
             feature, ecdf = show_summary(summary, "monitoring.", view.feature, view.ecdf)
@@ -373,7 +373,7 @@ if not may_check:
 try:
     model_aliases = cache.model_aliases(settings, model)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     model_aliases = {}
 if not model_aliases:
     st.info(
@@ -415,7 +415,7 @@ if not isinstance(check, DriftCheck) or check.key != key:
     except DriftError as exc:  # the file or the reference cannot be used: keep the reason
         check = DriftCheck.rejected(key, model, check_alias, exc)
     except FlightdeckError as exc:  # an outage: not remembered, the next rerun tries again
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
     else:
         schema = check_schema(reference, current)

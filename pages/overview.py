@@ -15,6 +15,7 @@ import streamlit as st
 from services import cache
 from services.drift_charts import STATUS_BADGES, STATUS_ICONS, STATUS_LABELS
 from services.errors import FlightdeckError
+from services.exports import csv_export
 from services.formatting import ago, escape_markdown
 from services.links import (
     MODEL_PAGE,
@@ -66,18 +67,23 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
                 else ""
             )
             metric = (
-                f" · {health.primary_metric} **{health.champion_metric:.4g}**"
+                f" · {escape_markdown(health.primary_metric)} **{health.champion_metric:.4g}**"
                 if health.champion_metric is not None
                 else ""
             )
             st.markdown(f"**@champion v{health.champion}** {since}{approved}{metric}")
         if health.metric_by_version:
-            st.plotly_chart(metric_trend(health), config={"displayModeBar": False})
+            st.plotly_chart(  # keyed: two models with the same history draw the same figure
+                metric_trend(health),
+                config={"displayModeBar": False},
+                key=f"overview.trend.{health.name}",
+            )
         if health.drift_shares:
             st.caption(escape_markdown(health.drift.reason))
             st.plotly_chart(
                 drift_sparkline(health, drift_thresholds),  # type: ignore[arg-type]
                 config={"displayModeBar": False},
+                key=f"overview.drift.{health.name}",
             )
         else:
             st.caption(
@@ -91,7 +97,8 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
             result = f"v{job.new_version}" if job.new_version is not None else job.status
             proposed = ", proposed for approval" if job.promotion_request_id else ""
             st.markdown(
-                f"Last retrain: {job.created_at:%d %b} ({job.trigger}) → {result}{proposed}"
+                f"Last retrain: {job.created_at:%d %b} ({escape_markdown(job.trigger)}) → "
+                f"{escape_markdown(result)}{proposed}"
             )
         st.markdown(
             f"Pending approvals: **{health.pending_approvals}** · Open alarm: "
@@ -152,7 +159,7 @@ def read() -> Overview | None:
     try:
         return cache.fleet_overview(settings)
     except FlightdeckError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(escape_markdown(str(exc)), icon=":material/error:")
         return None
 
 
@@ -198,14 +205,14 @@ if not presenting:
     )
     export[0].download_button(
         "Models (CSV)",
-        fleet_table(overview).to_csv(index=False),
+        lambda: csv_export(fleet_table(overview)),
         file_name="flightdeck-fleet.csv",
         mime="text/csv",
         icon=":material/download:",
     )
     export[1].download_button(
         "Changes (CSV)",
-        changes_table(overview).to_csv(index=False),
+        lambda: csv_export(changes_table(overview)),
         file_name="flightdeck-changes.csv",
         mime="text/csv",
         icon=":material/download:",

@@ -43,7 +43,7 @@ try:
     services = cache.promotion_services(settings)
     requests = promotion.list_requests(services.store)
 except FlightdeckError as exc:
-    st.error(str(exc), icon=":material/database:")
+    st.error(escape_markdown(str(exc)), icon=":material/database:")
     st.stop()
 
 
@@ -56,11 +56,13 @@ def perform(label: str, action: Callable[[], promotion.PromotionRequest]) -> Non
     try:
         done = action()
     except FlightdeckError as exc:
-        st.session_state["promotions.problem"] = f"{label}: {exc}"
+        st.session_state["promotions.problem"] = f"{label}: {escape_markdown(str(exc))}"
         return
     cache.clear_all()
     cache.write_query({"request": [done.request_id]})
-    st.session_state["promotions.flash"] = f"{label}: done. The request is {done.status}."
+    st.session_state["promotions.flash"] = (
+        f"{label}: done. The request is {escape_markdown(done.status)}."
+    )
 
 
 def decide(request_id: str, approve: bool) -> None:
@@ -111,20 +113,26 @@ if problem := st.session_state.pop("promotions.problem", None):
 chosen_id = (query.get("request") or [""])[0]
 chosen = next((r for r in requests if r.request_id == chosen_id), None)
 if chosen_id and chosen is None:
-    st.warning(f"No promotion request has the id {chosen_id!r}. Showing all requests.")
+    st.warning(
+        f"No promotion request has the id “{escape_markdown(chosen_id)}”. Showing all requests."
+    )
 if chosen is not None:
     if st.button("All requests", icon=":material/arrow_back:"):
         cache.write_query({})
         st.rerun()
     target_text = f"@{chosen.target}" if chosen.target_kind == "alias" else chosen.target
-    st.header(f"{chosen.model} v{chosen.version} → {target_text}", anchor=False)
+    st.header(
+        f"{escape_markdown(chosen.model)} v{chosen.version} → {escape_markdown(target_text)}",
+        anchor=False,
+    )
     st.caption(
-        f"{STATUS_ICONS.get(chosen.status, '')} **{chosen.status}** · {chosen.kind} requested by "
-        f"{chosen.requested_by} on {chosen.requested_at:%Y-%m-%d %H:%M} UTC · expires "
-        f"{chosen.expires_at:%Y-%m-%d %H:%M} UTC · request {chosen.request_id[:8]}"
+        f"{STATUS_ICONS.get(chosen.status, '')} **{escape_markdown(chosen.status)}** · "
+        f"{escape_markdown(chosen.kind)} requested by {escape_markdown(chosen.requested_by)} on "
+        f"{chosen.requested_at:%Y-%m-%d %H:%M} UTC · expires "
+        f"{chosen.expires_at:%Y-%m-%d %H:%M} UTC · request {escape_markdown(chosen.request_id[:8])}"
     )
     if chosen.status_reason:
-        st.info(chosen.status_reason)
+        st.info(escape_markdown(chosen.status_reason))
     st.page_link(
         MODEL_PAGE,
         label="Open the model",
@@ -143,18 +151,23 @@ if chosen is not None:
         with st.spinner("Reading both versions from MLflow…"):
             view = decision_view(services, chosen)
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         st.stop()
 
     st.subheader("Gates", anchor=False)
     for gate in view.gates:
         icon = ":material/check_circle:" if gate.passed else ":material/cancel:"
         colour = "green" if gate.passed else "red"
-        st.markdown(f":{colour}[{icon}] **{gate.name}**")
-        st.caption(gate.detail)
+        st.markdown(f":{colour}[{icon}] **{escape_markdown(gate.name)}**")
+        st.caption(escape_markdown(gate.detail))
+        if gate.self_reported:  # the challenger's own claims: shown, never trusted
+            st.caption(
+                ":orange[:material/report: **Self-reported, not trusted:**] "
+                + escape_markdown(gate.self_reported)
+            )
 
     st.subheader("Champion against challenger", anchor=False)
-    st.caption(view.evaluation_note)
+    st.caption(escape_markdown(view.evaluation_note))
     if view.comparison is not None:
         metric_column, param_column = st.columns(2)
         with metric_column:
@@ -171,7 +184,7 @@ if chosen is not None:
     else:
         st.caption("No current holder: nothing to compare with.")
     st.markdown("**Signature**")
-    st.caption(view.signature.reason)
+    st.caption(escape_markdown(view.signature.reason))
     if not view.signature.table.empty:
         st.dataframe(view.signature.table, hide_index=True)
 
@@ -180,9 +193,12 @@ if chosen is not None:
         verdict = "approved" if decision.approve else "rejected"
         st.text(f"{decision.decided_by} {verdict} on {decision.decided_at:%Y-%m-%d %H:%M} UTC")
         if decision.comment:
-            st.caption(decision.comment)
+            st.caption(escape_markdown(decision.comment))
     if chosen.override_by:
-        st.caption(f"Gates overridden by {chosen.override_by}: {chosen.override_reason}")
+        st.caption(
+            f"Gates overridden by {escape_markdown(chosen.override_by)}: "
+            f"{escape_markdown(chosen.override_reason or '')}"
+        )
 
     own = me.name.casefold() == chosen.requested_by.casefold()
     if chosen.status == promotion.PENDING:
@@ -306,7 +322,7 @@ except NotFound:
         icon=":material/search_off:",
     )
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 if not models:
     st.info("No registered models yet: register a version from a run first.")
@@ -320,7 +336,7 @@ model = st.selectbox(
 )
 versions = [v.version for v in cache.model_versions(settings, model_filter(model))]
 if not versions:
-    st.info(f"{model} has no versions yet: register one from a run first.")
+    st.info(f"{escape_markdown(model)} has no versions yet: register one from a run first.")
     st.stop()
 prefill_version = (query.get("version") or [""])[0]
 try:

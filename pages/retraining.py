@@ -57,7 +57,7 @@ try:
     backend = cache.retraining_backend(settings)
     models = [m.name for m in cache.registered_models(settings)]
 except FlightdeckError as exc:
-    st.error(str(exc), icon=":material/error:")
+    st.error(escape_markdown(str(exc)), icon=":material/error:")
     st.stop()
 st.caption(
     f"Jobs run on the **{backend.name}** engine. A version that passes the promotion gates "
@@ -66,7 +66,10 @@ st.caption(
 try:
     follow_jobs(services, backend)
 except FlightdeckError as exc:
-    st.warning(f"Could not refresh the jobs' status: {exc}", icon=":material/sync_problem:")
+    st.warning(
+        f"Could not refresh the jobs' status: {escape_markdown(str(exc))}",
+        icon=":material/sync_problem:",
+    )
 
 
 def start_retraining() -> None:
@@ -88,18 +91,22 @@ def start_retraining() -> None:
             env=job_environment(settings),
         )
     except FlightdeckError as exc:
-        state["retraining.problem"] = f"Retrain {model}: {exc}"
+        state["retraining.problem"] = (
+            f"Retrain {escape_markdown(model)}: {escape_markdown(str(exc))}"
+        )
         return
     del state[FORM_KEY]  # the next click is a new job
     cache.write_query({"job": [job.job_id]})
-    state["retraining.flash"] = f"Started retraining {model} (job {job.job_id[:8]})."
+    state["retraining.flash"] = (
+        f"Started retraining {escape_markdown(model)} (job {job.job_id[:8]})."
+    )
 
 
 def cancel(job_id: str) -> None:
     try:
         cancel_retraining(services.store, backend, me, job_id, "cancelled from the page")
     except FlightdeckError as exc:
-        st.session_state["retraining.problem"] = f"Cancel: {exc}"
+        st.session_state["retraining.problem"] = f"Cancel: {escape_markdown(str(exc))}"
 
 
 if flash := st.session_state.pop("retraining.flash", None):
@@ -166,7 +173,7 @@ st.subheader("Jobs", anchor=False)
 try:
     jobs = list_jobs(services.store)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 
 
@@ -217,23 +224,26 @@ else:
             try:
                 follow_jobs(services, backend)
             except FlightdeckError as exc:
-                st.warning(f"Could not ask the engine: {exc}")
+                st.warning(f"Could not ask the engine: {escape_markdown(str(exc))}")
             job = get_job(services.store, job_id)
             if not job.is_active:
                 st.rerun()  # the whole page: the table and the new version's links
         with st.container(border=True):
             st.markdown(
-                f"{STATUS_ICONS.get(job.status, '')} **{job.status}** · "
-                f"{escape_markdown(job.model)} · {job.trigger} · requested by "
-                f"{escape_markdown(job.requested_by)} {ago(job.created_at)} · engine {job.engine}"
+                f"{STATUS_ICONS.get(job.status, '')} **{escape_markdown(job.status)}** · "
+                f"{escape_markdown(job.model)} · {escape_markdown(job.trigger)} · requested by "
+                f"{escape_markdown(job.requested_by)} {ago(job.created_at)} · engine "
+                f"{escape_markdown(job.engine)}"
                 + (f" · exit code {job.exit_code}" if job.exit_code is not None else "")
             )
             if job.is_active:
-                st.progress(0.5 if job.status == RUNNING else 0.1, text=f"{job.status}…")
+                st.progress(
+                    0.5 if job.status == RUNNING else 0.1, text=f"{escape_markdown(job.status)}…"
+                )
             if job.status_reason:
                 st.text(job.status_reason)
             if job.outcome:
-                st.info(job.outcome, icon=":material/gavel:")
+                st.info(escape_markdown(job.outcome), icon=":material/gavel:")
             links = st.columns(4)
             if job.mlflow_run_id:
                 links[0].page_link(
@@ -288,9 +298,13 @@ def save(model: str, policy: RetrainingPolicy) -> None:
     try:
         save_policy(settings.governance_path, services.store, me, model, policy)
     except FlightdeckError as exc:
-        st.session_state["retraining.problem"] = f"Save the policy of {model}: {exc}"
+        st.session_state["retraining.problem"] = (
+            f"Save the policy of {escape_markdown(model)}: {escape_markdown(str(exc))}"
+        )
         return
-    st.session_state["retraining.flash"] = f"Saved the retraining policy of {model}."
+    st.session_state["retraining.flash"] = (
+        f"Saved the retraining policy of {escape_markdown(model)}."
+    )
 
 
 def edited_policy(model: str, current: RetrainingPolicy) -> RetrainingPolicy | None:
@@ -335,7 +349,7 @@ def edited_policy(model: str, current: RetrainingPolicy) -> RetrainingPolicy | N
     try:
         return parse_policy(values, RetrainingPolicy(), f'retraining.models."{model}"')
     except ConfigurationError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(escape_markdown(str(exc)), icon=":material/error:")
         return None
 
 
@@ -363,7 +377,10 @@ if models:
         st.caption(f"You are {role_phrase(me.role)}: changing a policy needs the admin role.")
     history = cache.monitoring_runs(settings, policy_model)
     if policy is not None and not history:
-        st.info(f"No drift history for {policy_model} yet: the backtest needs monitoring runs.")
+        st.info(
+            f"No drift history for {escape_markdown(policy_model)} yet: the backtest needs "
+            "monitoring runs."
+        )
     elif policy is not None:
         try:
             baseline = decay_baseline(services, policy_model, policy)

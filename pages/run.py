@@ -74,7 +74,7 @@ def show_children(run: Run) -> None:
         with st.spinner("Looking for child runs…"):
             children = cache.child_runs(settings, run.experiment_id, run.run_id)
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     if not children.runs:
         return
@@ -110,7 +110,7 @@ def show_metrics(run: Run) -> None:
                 run, lambda key: cache.metric_history(settings, run.run_id, key)
             )
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     if overview.capped:
         st.caption(
@@ -157,7 +157,7 @@ def show_model_versions(run: Run) -> None:
         with st.spinner("Looking for registered model versions…"):
             versions = cache.model_versions(settings, model_versions_filter(run.run_id))
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     if not versions:
         st.info("No model version was registered from this run.")
@@ -178,7 +178,7 @@ def show_artifacts(run: Run) -> None:
         with st.spinner("Listing artifacts…"):
             tree = build_artifact_tree(lambda path: cache.artifacts(settings, run.run_id, path))
     except FlightdeckError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(str(exc)))
         return
     if not tree.nodes:
         st.info("This run has no artifacts.")
@@ -211,18 +211,18 @@ def show_artifact_file(run: Run, plan: PreviewPlan) -> None:
     content: bytes | None = None
     if plan.preview or plan.download:
         try:
-            with st.spinner(f"Reading {plan.file_name}…"):
+            with st.spinner(f"Reading {escape_markdown(plan.file_name)}…"):
                 content = cache.artifact_bytes(settings, run.run_id, plan.path)
         except FlightdeckError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
             return
     if plan.preview and content is not None:
         show_preview(build_preview(plan, content))
     else:
-        st.info(plan.reason, icon=":material/visibility_off:")
+        st.info(plan.reason, icon=":material/visibility_off:")  # sizes and fixed text only
     if plan.download and content is not None:
         st.download_button(
-            f"Download {plan.file_name} ({human_size(plan.size_bytes)})",
+            f"Download {escape_markdown(plan.file_name)} ({human_size(plan.size_bytes)})",
             data=content,
             file_name=plan.file_name,
             mime=DOWNLOAD_MIME,
@@ -270,7 +270,7 @@ except NotFound:
     st.page_link(RUNS_PAGE, label="Back to Runs", icon=":material/arrow_back:")
     st.stop()
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.page_link(RUNS_PAGE, label="Back to Runs", icon=":material/arrow_back:")
     st.stop()
 

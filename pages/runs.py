@@ -13,6 +13,7 @@ import streamlit as st
 
 from services import cache
 from services.errors import FlightdeckError, InvalidRequest
+from services.exports import csv_export
 from services.formatting import escape_markdown, mlflow_experiment_url
 from services.links import COMPARE_PAGE, EXPERIMENTS_PAGE, RUN_PAGE, RunsView
 from services.runs import (
@@ -20,7 +21,6 @@ from services.runs import (
     RUN_STATUSES,
     build_search,
     column_catalog,
-    csv_export,
     default_columns,
     experiment_names,
     group_summary,
@@ -54,7 +54,7 @@ st.title("Runs")
 try:
     experiments = cache.experiments(settings, include_deleted=True)
 except FlightdeckError as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(str(exc)))
     st.stop()
 names = experiment_names(experiments)
 unknown = [i for i in view.experiment_ids if i not in names]
@@ -147,9 +147,11 @@ try:
         runs, more = cache.runs_first_page(settings, search)
     st.session_state["runs.last_good"] = (runs, more)
 except InvalidRequest as exc:
-    filter_problem.error(f"MLflow cannot use this filter: {exc}", icon=":material/error:")
+    filter_problem.error(
+        f"MLflow cannot use this filter: {escape_markdown(str(exc))}", icon=":material/error:"
+    )
 except FlightdeckError as exc:
-    filter_problem.error(str(exc), icon=":material/error:")
+    filter_problem.error(escape_markdown(str(exc)), icon=":material/error:")
 if runs is None:
     if "runs.last_good" not in st.session_state:
         st.stop()
@@ -192,7 +194,10 @@ def load_progress() -> None:
 
 if loader is not None:
     if loader.done and loader.error:
-        st.error(f"Loading all runs stopped: {loader.error} Use Load all to try again.")
+        st.error(
+            f"Loading all runs stopped: {escape_markdown(str(loader.error))} Use Load all to "
+            "try again."
+        )
         st.session_state.pop("runs.load_all", None)
     elif loader.done:
         runs, more = list(loader.runs), False

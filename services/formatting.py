@@ -5,12 +5,24 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+"""CommonMark lets a backslash make any ASCII punctuation literal; escaping all of it leaves no
+syntax (links, images, HTML, emphasis, headings, tables, math, ``:color[...]`` directives)."""
+_WORD_JOINER = "\u2060"
+"""Invisible, and not a letter, digit or punctuation: it breaks the patterns below apart."""
+_AUTOLINKED = re.compile(r"(?<=:)(?=\S)|(?<=[-.\w+])(?=@)|(?<=www)(?=\.)", re.IGNORECASE)
+"""Where Streamlit still makes links or icons from text that has no Markdown syntax left:
+GitHub-style autolinks run on the decoded text (``http://…``, ``www.…``, ``name@host``), and
+so do ``:material/…:`` icons, ``:red[…]`` and emoji shortcodes. A word joiner after a colon
+that something follows, before an ``@`` that ends a name, and between ``www`` and its dot keeps
+them plain text that reads the same (``@champion`` and ``rmse: 54`` stay untouched)."""
 
 
 def escape_markdown(text: str) -> str:
-    """Untrusted text made safe for Streamlit's Markdown: every special character is literal."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Untrusted text made safe for Streamlit's Markdown (``st.markdown``, headers, captions,
+    alerts, and every label and help text): it shows literally, as plain text, with no link,
+    image, HTML, icon, colour or formatting from it."""
+    return _ASCII_PUNCTUATION.sub(r"\\\1", _AUTOLINKED.sub(_WORD_JOINER, text))
 
 
 def ago(moment: datetime, now: datetime | None = None) -> str:

@@ -1,6 +1,12 @@
 """Promotion gates: the checks a request must pass before it can be approved.
 
 Which gates apply, and their thresholds, come from ``flightdeck.toml`` (:class:`Gates`).
+
+A gate never trusts what the gated version says about itself. Anyone who can log to MLflow can
+log ``champion_eval_*`` metrics and a ``flightdeck.job_id`` tag on a run or a version, so those
+count only when the application store vouches for them: a succeeded Flightdeck retraining job
+of the same model that wrote this run (:func:`flightdeck_job`). Otherwise they are shown,
+marked self-reported, and the gate uses what Flightdeck can check itself.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from services.compare import inferred_lower_is_better
-from services.errors import NotFound
+from services.errors import NotFound, RetrainingError
 from services.governance import DriftThresholds, Gates
 from services.lineage import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG, JOB_ID_TAG
 from services.monitoring import RED, UNKNOWN, MonitoringRun, drift_status, monitoring_runs
 from services.records import ModelVersionSummary, Run
 from services.registry import signature_comparison
+from services.retraining.base import SUCCEEDED
+from services.retraining.jobs import RetrainingJob, get_job
+from services.store import Store
 
 if TYPE_CHECKING:
     from services.promotion import PromotionRequest, Registry, Services
@@ -33,6 +42,9 @@ class GateResult:
     """True when the gate is met."""
     detail: str
     """The figures behind the verdict."""
+    self_reported: str = ""
+    """Figures the checked version reported about itself that the gate did not trust (not
+    vouched for by the store), for a person; empty when there are none."""
 
 
 def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateResult]:
@@ -63,7 +75,14 @@ def evaluate_candidate(
         champion = None
     challenger_run = registry.get_run(challenger.run_id) if challenger.run_id else None
     champion_run = registry.get_run(champion.run_id) if champion and champion.run_id else None
-    results = [_improvement_gate(gates, challenger_run, champion_run, champion)]
+    vouched = (
+        flightdeck_job(
+            services.store, model, challenger_run.tags.get(JOB_ID_TAG), challenger_run.run_id
+        )
+        if challenger_run
+        else None
+    )
+    results = [_improvement_gate(gates, challenger_run, champion_run, champion, vouched)]
     if gates.require_evaluation:
         value = challenger_run.metrics.get(gates.primary_metric) if challenger_run else None
         results.append(
@@ -82,6 +101,30 @@ def evaluate_candidate(
     return results
 
 
+def flightdeck_job(
+    store: Store, model: str, job_id: str | None, run_id: str | None
+) -> RetrainingJob | None:
+    """The retraining job that ``job_id`` names (a ``flightdeck.job_id`` tag on a run or a
+    version), when the application store vouches for it: a succeeded job of ``model`` whose
+    MLflow run, once recorded, is ``run_id``. None when no such job is on record, so the tag
+    is only a claim that anyone who can log to MLflow could have made.
+
+    Raises:
+        StoreError: The application store could not be read.
+    """
+    if not job_id:
+        return None
+    try:
+        job = get_job(store, job_id)
+    except RetrainingError:
+        return None
+    if job.model != model or job.status != SUCCEEDED:
+        return None
+    if job.mlflow_run_id is not None and job.mlflow_run_id != run_id:
+        return None
+    return job
+
+
 def primary_higher_is_better(gates: Gates) -> bool:
     """The primary metric's direction: as configured, else inferred from its name."""
     if gates.higher_is_better is not None:
@@ -94,30 +137,47 @@ def _improvement_gate(
     challenger: Run | None,
     champion: Run | None,
     champion_version: ModelVersionSummary | None,
+    vouched: RetrainingJob | None,
 ) -> GateResult:
-    """The primary metric's improvement: on the challenger's own held-out set when its run
-    scored this champion there too (retraining does), else the two runs' own evaluations."""
+    """The primary metric's improvement: on the challenger's own held-out set when a Flightdeck
+    retraining job scored this champion there too (``vouched``), else the two runs' own
+    evaluations. A champion score the challenger's run logged without such a job is shown as
+    self-reported and never decides the gate."""
     metric = gates.primary_metric
     name = f"{metric} improves by at least {gates.min_improvement:g}"
     new = challenger.metrics.get(metric) if challenger else None
     if champion is None or champion_version is None:
         return GateResult(name, True, "no current holder to compare with")
     old = champion.metrics.get(metric)
-    same_data = (
-        challenger is not None
+    claimed_key = f"{CHAMPION_METRIC_PREFIX}{metric}"
+    claimed = (
+        challenger.metrics.get(claimed_key)
+        if challenger is not None
         and challenger.tags.get(COMPARED_WITH_TAG) == str(champion_version.version)
-        and f"{CHAMPION_METRIC_PREFIX}{metric}" in challenger.metrics
+        else None
     )
-    if same_data and challenger is not None:
-        old = challenger.metrics[f"{CHAMPION_METRIC_PREFIX}{metric}"]
+    same_data = claimed is not None and vouched is not None
+    self_reported = (
+        f"the challenger's run logged {claimed_key} = {claimed:.4g} for v"
+        f"{champion_version.version} on its own held-out data, but no Flightdeck retraining "
+        "job on record wrote that run, so the gate compares the two runs' own evaluations"
+        if claimed is not None and vouched is None
+        else ""
+    )
+    if same_data and claimed is not None:
+        old = claimed
     if new is None or old is None or not (math.isfinite(new) and math.isfinite(old)):
-        return GateResult(name, False, f"{metric} is missing on one of the two versions' runs")
+        return GateResult(
+            name, False, f"{metric} is missing on one of the two versions' runs", self_reported
+        )
     higher = primary_higher_is_better(gates)
     improvement = (new - old) if higher else (old - new)
     detail = f"{old:.4g} → {new:.4g} ({'+' if improvement >= 0 else ''}{improvement:.4g})"
-    if same_data:
-        detail += " on the same held-out data"
-    return GateResult(name, improvement >= gates.min_improvement, detail)
+    if same_data and vouched is not None:
+        detail += f" on the same held-out data (retraining job {vouched.job_id[:8]})"
+    elif self_reported:
+        detail += " on each run's own evaluation"
+    return GateResult(name, improvement >= gates.min_improvement, detail, self_reported)
 
 
 def _signature_gate(
@@ -145,12 +205,14 @@ def _drift_gate(services: Services, model: str, challenger: ModelVersionSummary)
     if status.level != RED:
         return GateResult(name, True, f"{status.level}: {status.reason}")
     began = alarm_began(runs, thresholds)
-    job = challenger.tags.get(JOB_ID_TAG)
+    job = flightdeck_job(
+        services.store, model, challenger.tags.get(JOB_ID_TAG), challenger.run_id or None
+    )
     if job and began and challenger.created_at and challenger.created_at > began:
         return GateResult(
             name,
             True,
-            f"red ({status.reason}), but retraining job {job[:8]} made version "
+            f"red ({status.reason}), but retraining job {job.job_id[:8]} made version "
             f"{challenger.version} after the alarm began on {began:%Y-%m-%d %H:%M} UTC: it is "
             "the response to it",
         )

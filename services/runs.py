@@ -1,4 +1,4 @@
-"""The runs explorer's logic: filters with OR, quick filters, paging, columns, groups, CSV.
+"""The runs explorer's logic: filters with OR, quick filters, paging, columns, groups.
 
 MLflow's filter syntax joins conditions with AND only. Flightdeck splits a filter on top-level
 ``or`` into branches, runs each branch as its own MLflow query, and merges the results without
@@ -27,8 +27,6 @@ LOAD_ALL_PAGE_SIZE = 1000
 DEFAULT_METRIC_COLUMNS = 6
 DEFAULT_PARAM_COLUMNS = 4
 BASE_COLUMNS = ("Run", "Run ID", "Experiment", "Status", "Started", "Duration (s)", "User")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-"""Spreadsheets execute cells starting with these; exports neutralise them (OWASP CSV injection)."""
 
 SearchPage = Callable[[Sequence[str], str, Sequence[str], int, str | None], RunPage]
 """``(experiment_ids, filter, order_by, max_results, page_token) -> RunPage``: the gateway call."""
@@ -338,13 +336,6 @@ def group_summary(runs: Sequence[Run], group_by: str, metrics: Sequence[str]) ->
     return pd.concat([counts, stats], axis=1).reset_index()
 
 
-def csv_export(frame: pd.DataFrame) -> bytes:
-    """The table as UTF-8 CSV, with formula-like text cells neutralised by a leading quote."""
-    safe = frame.map(_neutralise)
-    text: str = safe.to_csv(index=False)
-    return text.encode("utf-8")
-
-
 def parse_run_ids(text: str) -> list[str]:
     """Run ids (32 hex digits) found in pasted text, in order, without duplicates."""
     return list(dict.fromkeys(_RUN_ID.findall(text.lower())))
@@ -356,12 +347,6 @@ def experiment_names(experiments: Iterable[Experiment]) -> dict[str, str]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _neutralise(value: object) -> object:
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _quote(value: str) -> str:

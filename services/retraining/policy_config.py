@@ -2,6 +2,8 @@
 
 The file stays the one source of policies (the scheduler reads it each pass); the edit keeps
 its comments and every other section, and the whole file is checked before it is replaced.
+Reading, changing and replacing the file happen inside the store's write lock, so concurrent
+saves (two admins, two tabs) queue up instead of overwriting each other's edits.
 """
 
 from __future__ import annotations
@@ -36,29 +38,27 @@ def save_policy(
         StoreError: The audit log could not be written (nothing is written then either).
     """
     require(actor, Action.ADMINISTER)
-    try:
-        document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else None
-    except (OSError, TOMLKitError) as exc:
-        raise ConfigurationError(f"Cannot read {path}: {exc}") from exc
-    document = document if document is not None else tomlkit.document()
-    before = parse_governance(document.unwrap(), str(path))
-    old = before.retraining_for(model)
-    default = before.default_retraining
-    changed = {
-        f.name: getattr(policy, f.name)
-        for f in fields(RetrainingPolicy)
-        if getattr(policy, f.name) != getattr(default, f.name)
-    }
-    retraining = document.setdefault("retraining", tomlkit.table(is_super_table=True))
-    models = retraining.setdefault("models", tomlkit.table(is_super_table=True))
-    if changed:
-        section = tomlkit.table()
-        section.update(changed)
-        models[model] = section
-    elif model in models:
-        del models[model]
-    after = parse_governance(document.unwrap(), str(path)).retraining_for(model)  # checks it all
+    # Read, change and replace the file inside the store's write lock: two admins saving two
+    # models at once each start from the other's saved file, so neither edit is lost.
     with store.write() as connection:  # one transaction: a failed write undoes the audit event
+        document = _read(path)
+        before = parse_governance(document.unwrap(), str(path))
+        old = before.retraining_for(model)
+        default = before.default_retraining
+        changed = {
+            f.name: getattr(policy, f.name)
+            for f in fields(RetrainingPolicy)
+            if getattr(policy, f.name) != getattr(default, f.name)
+        }
+        retraining = document.setdefault("retraining", tomlkit.table(is_super_table=True))
+        models = retraining.setdefault("models", tomlkit.table(is_super_table=True))
+        if changed:
+            section = tomlkit.table()
+            section.update(changed)
+            models[model] = section
+        elif model in models:
+            del models[model]
+        after = parse_governance(document.unwrap(), str(path)).retraining_for(model)  # checks all
         audit.append(
             connection,
             actor=actor.name,
@@ -68,6 +68,16 @@ def save_policy(
         )
         _replace(path, tomlkit.dumps(document))
     return after
+
+
+def _read(path: Path) -> tomlkit.TOMLDocument:
+    """The file as an editable document (comments kept); an empty one when it does not exist."""
+    try:
+        return (
+            tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+        )
+    except (OSError, TOMLKitError) as exc:
+        raise ConfigurationError(f"Cannot read {path}: {exc}") from exc
 
 
 def _replace(path: Path, text: str) -> None:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from jobs.seed_demo import PROJECTS
 from services.processes import ServerProcess, free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT
+from tests.hostile import shown
 
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = ["pages/experiments.py", "pages/runs.py"]  # run and compare have their own tests
@@ -128,7 +129,7 @@ def test_unreachable_server_shows_banner_then_retry_recovers(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     at = run_app(None)
     assert not at.exception
-    assert at.error[0].value.startswith(f"Cannot reach MLflow at http://127.0.0.1:{port}")
+    assert shown(at.error[0].value).startswith(f"Cannot reach MLflow at http://127.0.0.1:{port}")
     assert "Not reachable" in "\n".join(c.value for c in at.sidebar.caption)
     assert not at.title  # the page itself did not run
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
 from services.formatting import escape_markdown
-from services.processes import ServerProcess
+from services.processes import ServerProcess, free_port, start_mlflow_server
 from tests.integration.conftest import app_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]
@@ -57,3 +60,27 @@ def test_rotation_shows_one_card_at_a_time(seeded_server: ServerProcess) -> None
     cards = [m.value for m in at.markdown if m.value.startswith("### ")]
     assert len(cards) == 1
     assert any("Showing one model at a time" in c.value for c in at.caption)
+
+
+def test_two_models_with_the_same_history_both_get_their_card(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, unique_name: str
+) -> None:
+    """Identical figures would share Streamlit's auto-generated id and crash the page. A server
+    of their own, so both models are sure to get a card."""
+    from tests.integration.test_promotion import make_model
+
+    server = start_mlflow_server(tmp_path / "mlflow", free_port())
+    try:
+        client = MlflowClient(server.url)
+        twins = [f"{unique_name}-a", f"{unique_name}-b"]
+        for name in twins:
+            make_model(client, name, [0.8, 0.8])  # the same eval_f1 history, version by version
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+
+        at = overview("vic")
+    finally:
+        server.stop()
+
+    assert not at.exception, at.exception
+    headings = [m.value for m in at.markdown]
+    assert all(f"### {escape_markdown(name)}" in headings for name in twins)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -582,7 +584,11 @@ def test_every_role_against_every_write(
 
 
 def test_an_open_drift_alarm_blocks_approval(
-    monitored_model: str, client: MlflowClient, gateway: TrackingGateway, store: Store
+    monitored_model: str,
+    client: MlflowClient,
+    gateway: TrackingGateway,
+    store: Store,
+    tmp_path: Path,
 ) -> None:
     from datetime import date
 
@@ -614,10 +620,41 @@ def test_an_open_drift_alarm_blocks_approval(
     with pytest.raises(PromotionError, match="No open drift alarm"):
         promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
 
-    # A version a retraining made after the alarm began is the response to it: not held back.
+    # A job id tag anyone could set on the version is not a retraining on record: still held.
     client.set_model_version_tag(monitored_model, version.version, "flightdeck.job_id", "job-7")
+    assert not evaluate_gates(services, request)[-1].passed
+
+    # A version a retraining made after the alarm began is the response to it: not held back.
+    job = finished_retraining_job(store, tmp_path, monitored_model)
+    client.set_model_version_tag(monitored_model, version.version, "flightdeck.job_id", job)
     retrained_gate = evaluate_gates(services, request)[-1]
     assert retrained_gate.passed
-    assert "retraining job job-7 made version 2 after the alarm began on 2026-11-02" in (
+    assert f"retraining job {job[:8]} made version 2 after the alarm began on 2026-11-02" in (
         retrained_gate.detail
     )
+
+
+def finished_retraining_job(store: Store, folder: Path, model: str) -> str:
+    """A succeeded retraining job of ``model`` in the store, run by the real local engine (a
+    trivial command); its id."""
+    from services.retraining import jobs
+    from services.retraining.local import LocalBackend
+
+    backend = LocalBackend(folder / "jobs", grace_s=2.0)
+    job = jobs.submit_retraining(
+        store,
+        backend,
+        Identity("omar", True, "operator"),
+        model=model,
+        trigger="manual",
+        params={},
+        idempotency_key=f"finished-{model}",
+        command_for=lambda _job_id: [sys.executable, "-c", "print('trained')"],
+    )
+    deadline = time.monotonic() + 30
+    while job.is_active and time.monotonic() < deadline:
+        time.sleep(0.1)
+        jobs.refresh_jobs(store, backend)
+        job = jobs.get_job(store, job.job_id)
+    assert job.status == "succeeded", job
+    return job.job_id

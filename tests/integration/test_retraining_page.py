@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from services.governance import load_governance
 from services.settings import PROJECT_ROOT
 from tests.conftest import config_file_with_copy_gates
+from tests.hostile import shown
 from tests.integration.conftest import app_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]
@@ -40,7 +41,7 @@ def test_an_operator_retrains_and_the_better_version_is_proposed(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         at.run()
-        outcomes = [i.value for i in at.info if "proposed" in i.value]
+        outcomes = [shown(i.value) for i in at.info if "proposed" in i.value]
         if outcomes:
             break
         time.sleep(1)

@@ -16,6 +16,7 @@ from services.artifacts import human_size
 from services.formatting import escape_markdown
 from services.processes import ServerProcess
 from services.settings import PROJECT_ROOT
+from tests.hostile import shown
 
 APP = str(PROJECT_ROOT / "app.py")
 HTML_TAG = "<script>alert(1)</script>"
@@ -200,7 +201,7 @@ def test_hostile_failed_run_renders_everything_as_plain_text(odd_run: str) -> No
     assert not any("city" in df.value.columns for df in at.dataframe)
     downloads = at.get("download_button")
     assert len(downloads) == 1
-    assert "big.bin (6.0 MB)" in downloads[0].proto.label
+    assert "big.bin (6.0 MB)" in shown(downloads[0].proto.label)
 
 
 def test_deleted_running_run_shows_a_warning_and_still_renders(

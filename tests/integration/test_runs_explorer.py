@@ -9,13 +9,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from services import errors
+from services.exports import csv_export
 from services.links import RunsView
 from services.processes import ServerProcess
 from services.runs import (
     RunLoader,
     build_search,
     column_catalog,
-    csv_export,
     first_page,
     group_summary,
     runs_frame,

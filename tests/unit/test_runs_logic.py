@@ -12,7 +12,6 @@ from services.records import Run
 from services.runs import (
     build_search,
     column_catalog,
-    csv_export,
     default_columns,
     group_summary,
     merge_runs,
@@ -137,16 +136,6 @@ def test_group_summary_ignores_nan_and_inf() -> None:
     assert summary.loc["rf", "Runs"] == 2
     assert summary.loc["rf", "metrics.acc (max)"] == 0.5
     assert summary.loc["gbm", "metrics.acc (mean)"] == 0.9
-
-
-def test_csv_neutralises_formulas_but_not_numbers() -> None:
-    frame = pd.DataFrame(
-        {"name": ['=HYPERLINK("x")', "+1", "-cmd", "@SUM(A1)", "ok"], "value": [-1.5, 2, 3, 4, 5]}
-    )
-    text = csv_export(frame).decode()
-    assert "'=HYPERLINK" in text and "'+1" in text and "'-cmd" in text and "'@SUM" in text
-    assert "\nok,5" in text  # plain text is left alone
-    assert ",-1.5" in text  # so are negative numbers
 
 
 def test_pasted_run_ids_are_found_in_any_text() -> None:
