@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
+from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
+from services.processes import ServerProcess
 from services.settings import PROJECT_ROOT
 from services.store import Store, open_store
+from services.tracking import TrackingGateway
 
 
 @pytest.fixture
@@ -20,6 +24,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
     yield opened
     # Close the pool's connections, so no SQLite handle outlives the test's folder.
     opened.engine.dispose()
+
+
+@pytest.fixture
+def client(mlflow_server: ServerProcess) -> MlflowClient:
+    """The plain MLflow client on the session's server: how a person or another tool writes."""
+    return MlflowClient(mlflow_server.url)
+
+
+@pytest.fixture
+def gateway(mlflow_server: ServerProcess, settings_for: Any) -> TrackingGateway:
+    """Flightdeck's gateway on the session's server."""
+    return TrackingGateway(settings_for(mlflow_server.url))
 
 
 def app_as(user: str, page: str | None = None, **query: str) -> AppTest:

@@ -16,11 +16,6 @@ from services.tracking import TrackingGateway
 BuildSettings = Callable[..., Settings]
 
 
-@pytest.fixture
-def gateway(mlflow_server: ServerProcess, settings_for: BuildSettings) -> TrackingGateway:
-    return TrackingGateway(settings_for(mlflow_server.url))
-
-
 def make_experiment(url: str, name: str, runs: int) -> str:
     client = MlflowClient(url)
     experiment_id = client.create_experiment(name, tags={"owner": "qa", "mlflow.note.content": "d"})

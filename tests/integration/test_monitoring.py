@@ -53,11 +53,6 @@ def monitor(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.fixture
-def gateway(mlflow_server: ServerProcess, settings_for) -> TrackingGateway:  # type: ignore[no-untyped-def]
-    return TrackingGateway(settings_for(mlflow_server.url))
-
-
 def all_runs_of(server: ServerProcess, model: str) -> list:
     client = MlflowClient(server.url)
     experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)

@@ -29,7 +29,6 @@ from services.errors import (
 )
 from services.gates import evaluate_gates
 from services.governance import Gates, Governance
-from services.processes import ServerProcess
 from services.promotion import Services
 from services.store import Store, open_store
 from services.tracking import TrackingGateway
@@ -40,16 +39,6 @@ APPROVER = Identity("ben", False, "approver")
 ADMIN = Identity("ada", False, "admin")
 VIEWER = Identity("vic", False, "viewer")
 NO_SIGNATURE_GATE = Gates(primary_metric="eval_f1", require_compatible_signature=False)
-
-
-@pytest.fixture
-def client(mlflow_server: ServerProcess) -> MlflowClient:
-    return MlflowClient(mlflow_server.url)
-
-
-@pytest.fixture
-def gateway(mlflow_server: ServerProcess, settings_for: Any) -> TrackingGateway:
-    return TrackingGateway(settings_for(mlflow_server.url))
 
 
 def governance(**changes: Any) -> Governance:

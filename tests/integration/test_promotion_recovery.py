@@ -52,16 +52,6 @@ block_on_drift_alarm = false
 
 
 @pytest.fixture
-def client(mlflow_server: ServerProcess) -> MlflowClient:
-    return MlflowClient(mlflow_server.url)
-
-
-@pytest.fixture
-def gateway(mlflow_server: ServerProcess, settings_for: Any) -> TrackingGateway:
-    return TrackingGateway(settings_for(mlflow_server.url))
-
-
-@pytest.fixture
 def process_env(mlflow_server: ServerProcess, tmp_path: Path) -> dict[str, str]:
     """The environment of a Flightdeck process (the approver's, then the control loop's) on one
     store: MLflow calls time out after 1 s with no retry, so an interrupted execution counts as
@@ -298,6 +288,18 @@ def claimed(services: Services, name: str) -> promotion.PromotionRequest:
     return request
 
 
+def failed_request(
+    client: MlflowClient, gateway: TrackingGateway, store: Store, name: str
+) -> tuple[Services, promotion.PromotionRequest]:
+    """A model and a request for its v2 that the reconciler marked failed after a crash."""
+    make_model(client, name, [0.80, 0.85])
+    services = Services(store, gateway, governance())
+    request = claimed(services, name)
+    promotion.reconcile(services, stuck_after=timedelta(0))
+    assert promotion.get_request(store, request.request_id).status == "failed"
+    return services, request
+
+
 def test_reconcile_leaves_a_request_alone_while_its_execution_may_still_be_running(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
@@ -353,11 +355,7 @@ def test_two_reconcilers_at_once_record_one_outcome(
 def test_a_retry_checks_the_gates_again(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
-    make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
-    request = claimed(services, unique_name)
-    promotion.reconcile(services, stuck_after=timedelta(0))
-    assert promotion.get_request(store, request.request_id).status == "failed"
+    _, request = failed_request(client, gateway, store, unique_name)
     stricter = Services(
         store,
         gateway,
@@ -373,10 +371,7 @@ def test_a_retry_checks_the_gates_again(
 def test_a_failed_request_expires_like_a_pending_one_and_then_cannot_be_retried(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
-    make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
-    request = claimed(services, unique_name)
-    promotion.reconcile(services, stuck_after=timedelta(0))
+    services, request = failed_request(client, gateway, store, unique_name)
     later = datetime.now(UTC) + timedelta(hours=73)
 
     with pytest.raises(PromotionConflict, match="is expired, not failed"):
@@ -391,10 +386,7 @@ def test_a_failed_request_expires_like_a_pending_one_and_then_cannot_be_retried(
 def test_the_requester_may_cancel_a_failed_request_to_free_the_target(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
-    make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
-    request = claimed(services, unique_name)
-    promotion.reconcile(services, stuck_after=timedelta(0))
+    services, request = failed_request(client, gateway, store, unique_name)
 
     cancelled = promotion.cancel(services, OPERATOR, request.request_id, "wrong version")
 
