@@ -70,10 +70,10 @@ def refuse(message: str, *, login: bool = False) -> NoReturn:
     def sign_in() -> None:
         st.title(":material/flight_takeoff: Flightdeck")
         if login:
-            st.info(escape_markdown(message), icon=":material/lock:")
+            st.info(message, icon=":material/lock:")
             st.button("Log in", icon=":material/login:", type="primary", on_click=st.login)
         else:
-            st.error(escape_markdown(message), icon=":material/lock:")
+            st.error(message, icon=":material/lock:")
 
     st.navigation([st.Page(sign_in, title="Sign in", url_path="sign-in")], position="hidden").run()
     st.stop()
@@ -211,7 +211,7 @@ with st.sidebar:
     st.divider()
     if source.kind == DEVELOPMENT:  # resolved above from the same session key
         st.selectbox("Acting as", dev_users, key="dev_user", help="Development mode only.")
-    st.caption(f":material/person: {escape_markdown(identity.name)} · {identity.role}")
+    st.text(f"{identity.name} · {identity.role}", help="Signed in as")  # plain: names are data
     if source.kind == DEVELOPMENT:
         st.warning("Development mode: no authentication", icon=":material/warning:")
     elif source.kind == OIDC:

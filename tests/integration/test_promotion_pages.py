@@ -27,7 +27,7 @@ def promotions_page(user: str, **query: str) -> AppTest:
     at.session_state["dev_user"] = user
     at.query_params.update(query)
     at.run()
-    assert any(f"{user} ·" in c.value for c in at.sidebar.caption)
+    assert any(f"{user} ·" in t.value for t in at.sidebar.text)
     at.switch_page("pages/promotions.py").run()
     assert not at.exception, at.exception
     return at

@@ -121,13 +121,17 @@ def test_set_and_delete_alias_on_an_odd_name(gateway: TrackingGateway, odd_model
         gateway.delete_alias(f"{odd_model} missing", "champion")
 
 
-def test_set_stage_moves_one_version_and_leaves_the_others(
+def test_set_stage_moves_one_version_and_archives_the_one_it_replaces(
     gateway: TrackingGateway, odd_model: str, recwarn: pytest.WarningsRecorder
 ) -> None:
+    """A serving stage holds one version, like an alias: the previous holder is archived."""
     gateway.set_stage(odd_model, 1, "Production")
-    gateway.set_stage(odd_model, 2, "Production")  # archive_existing_versions=False
+    gateway.set_stage(odd_model, 2, "Staging")
+    assert gateway.get_model_version(odd_model, 1).stage == "Production"  # another stage
 
-    assert gateway.get_model_version(odd_model, 1).stage == "Production"
+    gateway.set_stage(odd_model, 2, "Production")
+
+    assert gateway.get_model_version(odd_model, 1).stage == "Archived"
     assert gateway.get_model_version(odd_model, 2).stage == "Production"
     assert not [w for w in recwarn if issubclass(w.category, FutureWarning)]
     with pytest.raises(NotFound, match="has no version 7"):
