@@ -22,6 +22,7 @@ from services.auth import (
     require,
     resolve_identity,
 )
+from services.charts import APP_THEME
 from services.errors import ConfigurationError, FlightdeckError, PermissionDenied
 from services.formatting import ago, escape_markdown
 from services.governance import load_governance
@@ -53,9 +54,16 @@ from services.links import (
 from services.settings import load_settings
 
 presenting = present_settings(cache.read_query())[0]  # ?present=1: a meeting-room screen
+FAVICON = (  # inline SVG, served as a data URI: an icon name would be fetched from Google's CDN
+    f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24">'
+    f'<rect width="24" height="24" rx="5" fill="{APP_THEME.get("primaryColor", "#1f5aa6")}"/>'
+    '<path fill="#fff" transform="translate(2.4 2.4) scale(.8)" d="M2.5 19h19v2h-19v-2zm19.57'
+    "-9.36c-.21-.8-1.04-1.28-1.84-1.06L14.92 10l-6.9-6.43-1.93.51 4.14 7.17-4.97 1.33-1.97-1.54"
+    '-1.45.39 2.59 4.49L21 11.49c.81-.23 1.28-1.05 1.07-1.85z"/></svg>'
+)
 st.set_page_config(
     page_title="Flightdeck",
-    page_icon=":material/flight_takeoff:",
+    page_icon=FAVICON,
     layout="wide",
     initial_sidebar_state="collapsed" if presenting else "auto",
 )

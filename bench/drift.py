@@ -35,6 +35,7 @@ from mlflow.tracking import MlflowClient
 
 from bench.report import Target, ratio_target, seconds_target, targets_table, timings_table
 from bench.timing import REPETITIONS, Action, Timing, time_alternately
+from services import filters
 from services.drift import (
     CATEGORICAL,
     DEFAULT_MAX_ROWS,
@@ -56,7 +57,6 @@ from services.monitoring import (
     log_monitoring_run,
     monitoring_runs,
     scores_frame,
-    tag_filter,
 )
 from services.processes import free_port, start_mlflow_server
 from services.settings import PROJECT_ROOT, load_settings
@@ -222,7 +222,9 @@ def measure(url: str, seeded: Seeded) -> tuple[tuple[Target, ...], tuple[Timing,
     def raw_over_time() -> list[object]:
         return list(
             client.search_runs(
-                [experiment_id], tag_filter(MODEL_TAG, OVER_TIME_MODEL), max_results=1000
+                [experiment_id],
+                filters.tag_equals(MODEL_TAG, OVER_TIME_MODEL) or "",
+                max_results=1000,
             )
         )
 

@@ -56,6 +56,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from services import filters
 from services.aliases import CHALLENGER, CHAMPION
 from services.drift import DriftResult, compute_drift
 from services.monitoring import (
@@ -63,7 +64,6 @@ from services.monitoring import (
     MONITORING_EXPERIMENT,
     log_monitoring_run,
     reference_for_version,
-    tag_filter,
 )
 from services.settings import apply_mlflow_environment, load_settings
 from services.tracking import TrackingGateway
@@ -623,11 +623,12 @@ def _clear_monitoring(client: Any, model: str) -> None:
     experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
     if experiment is None:
         return
-    query = f"{tag_filter(MODEL_TAG, model)} and {tag_filter(SEED_TAG, 'v1')}"
+    query = filters.all_of(filters.tag_equals(MODEL_TAG, model), filters.tag_equals(SEED_TAG, "v1"))
     for run in client.search_runs(
         [experiment.experiment_id], query, run_view_type=ViewType.ACTIVE_ONLY, max_results=5000
     ):
-        client.delete_run(run.info.run_id)
+        if run.data.tags.get(MODEL_TAG) == model:  # the filter may match more (see filters)
+            client.delete_run(run.info.run_id)
 
 
 def log_batches(

@@ -350,7 +350,7 @@ if version_trend:
     if model:
         try:
             with st.spinner("Loading the model's versions…"):
-                versions = cache.model_versions(settings, compare.model_filter(model))
+                versions = cache.versions_of(settings, model)
                 aliases = cache.model_aliases(settings, model)
                 sources = compare.load_runs(compare.version_source_run_ids(versions), fetch_run)
         except NotFound:

@@ -16,9 +16,9 @@ import streamlit as st
 
 from services import alias_history, cache, charts, promotion, registry
 from services.auth import Action
-from services.compare import keep_implicit, model_filter
+from services.compare import keep_implicit
 from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_markdown
+from services.formatting import escape_heading, escape_markdown
 from services.links import MODELS_PAGE, PROMOTIONS_PAGE, RUN_PAGE, ModelView
 from services.records import AliasMove, ModelVersionSummary, Run
 from services.run_detail import format_time, key_value_table
@@ -113,7 +113,7 @@ except FlightdeckError as exc:
 read_at = datetime.now(UTC)
 
 st.page_link(MODELS_PAGE, label="All models", icon=":material/arrow_back:")
-st.title(escape_markdown(model.name))
+st.title(escape_heading(model.name))
 if model.description:
     st.text(model.description)
 if tags := registry.user_tags(model.tags):
@@ -185,9 +185,7 @@ for request in open_requests:
 
 try:
     with st.spinner("Loading versions and their source runs…"):
-        versions = registry.with_aliases(
-            cache.model_versions(settings, model_filter(model.name)), model.aliases
-        )
+        versions = registry.with_aliases(cache.versions_of(settings, model.name), model.aliases)
         source_runs = cache.runs_by_id(settings, registry.source_run_ids(versions))
 except FlightdeckError as exc:
     st.error(escape_markdown(str(exc)))

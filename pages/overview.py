@@ -16,7 +16,7 @@ from services import cache
 from services.drift_charts import STATUS_BADGES, STATUS_ICONS, STATUS_LABELS
 from services.errors import FlightdeckError
 from services.exports import csv_export
-from services.formatting import ago, escape_markdown
+from services.formatting import ago, escape_heading, escape_markdown
 from services.links import (
     MODEL_PAGE,
     MONITORING_PAGE,
@@ -47,7 +47,7 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
     """One model's card."""
     with st.container(border=True):
         title, badge = st.columns([3, 1], vertical_alignment="center")
-        title.markdown(f"### {escape_markdown(health.name)}")
+        title.markdown(f"### {escape_heading(health.name)}")
         badge.badge(
             STATUS_LABELS.get(health.drift.level, health.drift.level),
             icon=STATUS_ICONS.get(health.drift.level),

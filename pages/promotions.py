@@ -16,10 +16,9 @@ import streamlit as st
 
 from services import cache, promotion
 from services.auth import Action, role_phrase
-from services.compare import model_filter
 from services.decision import decision_view
 from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_markdown
+from services.formatting import escape_heading, escape_markdown
 from services.links import MODEL_PAGE
 
 STATUS_ICONS = {
@@ -122,7 +121,7 @@ if chosen is not None:
         st.rerun()
     target_text = f"@{chosen.target}" if chosen.target_kind == "alias" else chosen.target
     st.header(
-        f"{escape_markdown(chosen.model)} v{chosen.version} → {escape_markdown(target_text)}",
+        f"{escape_heading(chosen.model)} v{chosen.version} → {escape_markdown(target_text)}",
         anchor=False,
     )
     st.caption(
@@ -334,7 +333,7 @@ model = st.selectbox(
     index=models.index(prefill_model) if prefill_model in models else 0,
     key="promotions.model",
 )
-versions = [v.version for v in cache.model_versions(settings, model_filter(model))]
+versions = [v.version for v in cache.versions_of(settings, model)]
 if not versions:
     st.info(f"{escape_markdown(model)} has no versions yet: register one from a run first.")
     st.stop()

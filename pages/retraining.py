@@ -116,9 +116,17 @@ if problem := st.session_state.pop("retraining.problem", None):
 
 # -- suggestions: drift is red --------------------------------------------------------------------
 
-for name in cache.monitored_models(settings):
-    status = drift_status(cache.monitoring_runs(settings, name), services.governance.drift)
-    if status.level == RED and name in models:
+try:
+    drift_by_model = cache.monitoring_by_model(settings)
+except FlightdeckError as exc:
+    st.warning(
+        f"Drift could not be read, so no retraining is suggested: {escape_markdown(str(exc))}",
+        icon=":material/sync_problem:",
+    )
+    drift_by_model = {}
+for name in models:
+    status = drift_status(drift_by_model.get(name, []), services.governance.drift)
+    if status.level == RED:
         with st.container(border=True):
             st.markdown(
                 f":red[:material/warning:] **Retraining suggested for {escape_markdown(name)}**: "
@@ -375,13 +383,21 @@ if models:
             hide_index=True,
         )
         st.caption(f"You are {role_phrase(me.role)}: changing a policy needs the admin role.")
-    history = cache.monitoring_runs(settings, policy_model)
-    if policy is not None and not history:
+    try:
+        history = cache.monitoring_runs(settings, policy_model)
+    except FlightdeckError as exc:
+        st.warning(
+            f"No backtest: the drift history of {escape_markdown(policy_model)} could not be "
+            f"read. {escape_markdown(str(exc))}",
+            icon=":material/sync_problem:",
+        )
+        history = None
+    if policy is not None and history == []:
         st.info(
             f"No drift history for {escape_markdown(policy_model)} yet: the backtest needs "
             "monitoring runs."
         )
-    elif policy is not None:
+    elif policy is not None and history:
         try:
             baseline = decay_baseline(services, policy_model, policy)
         except FlightdeckError:
@@ -420,7 +436,11 @@ if models:
         )
 
 st.markdown("**Scheduler decisions**")
-made = recent_decisions(services)
+try:
+    made = recent_decisions(services)
+except FlightdeckError as exc:
+    st.warning(escape_markdown(str(exc)), icon=":material/sync_problem:")
+    made = []
 if not made:
     st.caption("None yet: the scheduler (started by `make run`) records each decision here.")
 else:

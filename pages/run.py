@@ -27,7 +27,7 @@ from services.artifacts import (
     plan_preview,
 )
 from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_markdown, mlflow_run_url
+from services.formatting import escape_heading, escape_markdown, mlflow_run_url
 from services.links import RUN_PAGE, RUNS_PAGE
 from services.records import Run
 from services.run_detail import (
@@ -285,7 +285,7 @@ st.page_link(
     icon=":material/arrow_back:",
     query_params=runs_page_query(run.experiment_id),
 )
-st.title(escape_markdown(run.name or run.run_id))
+st.title(escape_heading(run.name or run.run_id))
 badge = status_badge(run.status)
 st.badge(badge.label, color=badge.color, icon=badge.icon)
 st.caption(f"Run ID {run.run_id} · Experiment {escape_markdown(experiment_name)}")

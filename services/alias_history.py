@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 
 from services import audit
 from services.aliases import SERVING_STAGES
-from services.compare import model_filter
 from services.promotion import EXECUTING, Registry, Services
 from services.records import AliasMove
 from services.store import Store, promotion_requests
@@ -51,7 +50,7 @@ def current_targets(registry: Registry, model: str, target_kind: str) -> dict[st
     if target_kind == "alias":
         return registry.model_aliases(model)
     holders: dict[str, int] = {}
-    for version in registry.model_versions(model_filter(model)):
+    for version in registry.versions_of(model):
         if version.stage in SERVING_STAGES:
             holders[version.stage] = max(version.version, holders.get(version.stage, 0))
     return holders

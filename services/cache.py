@@ -239,6 +239,11 @@ def model_versions(settings: Settings, filter_string: str) -> list[ModelVersionS
     return _note_freshness(_model_versions(settings, filter_string))
 
 
+def versions_of(settings: Settings, name: str) -> list[ModelVersionSummary]:
+    """Every version of one registered model, whatever its name holds."""
+    return _note_freshness(_versions_of(settings, name))
+
+
 def model_aliases(settings: Settings, name: str) -> dict[str, int]:
     """A registered model's aliases and the versions they point at."""
     return _note_freshness(_model_aliases(settings, name))
@@ -355,6 +360,11 @@ def _model_versions(settings: Settings, filter_string: str) -> Fetched[list[Mode
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _versions_of(settings: Settings, name: str) -> Fetched[list[ModelVersionSummary]]:
+    return _fetch(lambda: gateway(settings).versions_of(name))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
 def _model_aliases(settings: Settings, name: str) -> Fetched[dict[str, int]]:
     return _fetch(lambda: gateway(settings).model_aliases(name))
 
@@ -452,11 +462,15 @@ def monitoring_runs(settings: Settings, model: str) -> list[MonitoringRun]:
     return _note_freshness(_monitoring_runs(settings, model))
 
 
+def monitoring_by_model(settings: Settings) -> dict[str, list[MonitoringRun]]:
+    """Every model's monitoring batches, oldest first, from one search."""
+    return _note_freshness(_monitoring_by_model(settings))
+
+
 def monitored_models(settings: Settings) -> list[str]:
     """The registered models with at least one monitoring batch, by name."""
-    return [
-        model.name for model in registered_models(settings) if monitoring_runs(settings, model.name)
-    ]
+    monitored = monitoring_by_model(settings)
+    return [model.name for model in registered_models(settings) if monitored.get(model.name)]
 
 
 def drift_summary(settings: Settings, run_id: str) -> DriftSummary:
@@ -474,6 +488,13 @@ def _monitoring_runs(settings: Settings, model: str) -> Fetched[list[MonitoringR
     from services import monitoring
 
     return _fetch(lambda: monitoring.monitoring_runs(gateway(settings), model))
+
+
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
+def _monitoring_by_model(settings: Settings) -> Fetched[dict[str, list[MonitoringRun]]]:
+    from services import monitoring
+
+    return _fetch(lambda: monitoring.monitoring_runs_by_model(gateway(settings)))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)

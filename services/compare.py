@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from services.errors import InvalidRequest, NotFound
+from services.errors import NotFound
 from services.history import is_finite_value
 from services.links import RUN_URL_PATH, CompareView
 from services.records import ModelVersionSummary, Run
@@ -454,22 +454,6 @@ class VersionMetric:
     """The source run's latest value; None when the run or the metric is missing."""
     aliases: tuple[str, ...]
     """Aliases pointing at this version, e.g. ("champion",)."""
-
-
-def model_filter(name: str) -> str:
-    """An MLflow model-version filter for one model name, quoted so the name stays a literal.
-
-    Raises:
-        InvalidRequest: The name holds both kinds of quote, which MLflow's filter cannot express.
-    """
-    if "'" not in name:
-        return f"name = '{name}'"
-    if '"' not in name:
-        return f'name = "{name}"'
-    raise InvalidRequest(
-        f"Model name {name!r} holds both ' and \"; MLflow's filter cannot quote it. "
-        "Rename the model or pick another."
-    )
 
 
 def models_for_experiments(

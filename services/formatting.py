@@ -10,12 +10,15 @@ _ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 syntax (links, images, HTML, emphasis, headings, tables, math, ``:color[...]`` directives)."""
 _WORD_JOINER = "\u2060"
 """Invisible, and not a letter, digit or punctuation: it breaks the patterns below apart."""
-_AUTOLINKED = re.compile(r"(?<=:)(?=\S)|(?<=[-.\w+])(?=@)|(?<=www)(?=\.)", re.IGNORECASE)
-"""Where Streamlit still makes links or icons from text that has no Markdown syntax left:
-GitHub-style autolinks run on the decoded text (``http://…``, ``www.…``, ``name@host``), and
-so do ``:material/…:`` icons, ``:red[…]`` and emoji shortcodes. A word joiner after a colon
-that something follows, before an ``@`` that ends a name, and between ``www`` and its dot keeps
-them plain text that reads the same (``@champion`` and ``rmse: 54`` stay untouched)."""
+_AUTOLINKED = re.compile(
+    r"(?<=:)(?=\S)|(?<=[-.\w+])(?=@)|(?<=www)(?=\.)|(?<=-)(?=-)|(?<=\.)(?=\.)", re.IGNORECASE
+)
+"""Where Streamlit still changes text that has no Markdown syntax left: GitHub-style autolinks
+run on the decoded text (``http://…``, ``www.…``, ``name@host``), and so do ``:material/…:``
+icons, ``:red[…]``, emoji shortcodes and typographic dashes (``--`` becomes a dash). A word
+joiner after a colon that something follows, before an ``@`` that ends a name, between ``www``
+and its dot, and between repeated hyphens or dots keeps them plain text that reads the same
+(``@champion`` and ``rmse: 54`` stay untouched)."""
 
 
 def escape_markdown(text: str) -> str:
@@ -23,6 +26,12 @@ def escape_markdown(text: str) -> str:
     alerts, and every label and help text): it shows literally, as plain text, with no link,
     image, HTML, icon, colour or formatting from it."""
     return _ASCII_PUNCTUATION.sub(r"\\\1", _AUTOLINKED.sub(_WORD_JOINER, text))
+
+
+def escape_heading(text: str) -> str:
+    """Untrusted text for a title or header: escaped, on one line (a line break would end the
+    heading and spill the rest of a name into the page)."""
+    return escape_markdown(" ".join(text.splitlines()))
 
 
 def ago(moment: datetime, now: datetime | None = None) -> str:

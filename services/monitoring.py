@@ -26,6 +26,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from services import filters
 from services.drift import (
     DEFAULT_MAX_ROWS,
     DriftResult,
@@ -34,7 +35,7 @@ from services.drift import (
     summary_from_json,
     summary_to_json,
 )
-from services.errors import DriftError, FlightdeckError, InvalidRequest, NotFound
+from services.errors import DriftError, FlightdeckError, NotFound
 from services.governance import DriftThresholds
 from services.records import RunPage
 from services.tracking import TrackingGateway
@@ -299,21 +300,6 @@ def metric_suffix(column: str, taken: Collection[str] = ()) -> str:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def tag_filter(key: str, value: str) -> str:
-    """An MLflow run filter ``tags.`key` = 'value'``, quoted so the value stays a literal.
-
-    Raises:
-        InvalidRequest: The value holds both kinds of quote, which MLflow's filter cannot express.
-    """
-    if "'" not in value:
-        return f"tags.`{key}` = '{value}'"
-    if '"' not in value:
-        return f'tags.`{key}` = "{value}"'
-    raise InvalidRequest(
-        f"{value!r} holds both ' and \"; MLflow's filter cannot quote it. Rename the model."
-    )
-
-
 class RunReader(Protocol):
     """What listing monitoring runs needs from MLflow (a :class:`TrackingGateway`)."""
 
@@ -335,7 +321,7 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
     One search on :data:`MONITORING_EXPERIMENT` (a page per 1,000 runs); metrics come with the
     run records, so there is no call per run. Runs whose tags cannot be read are left out.
     """
-    query = f"{tag_filter(MODEL_TAG, model)} and attributes.status = 'FINISHED'"
+    query = filters.all_of(filters.tag_equals(MODEL_TAG, model), "attributes.status = 'FINISHED'")
     return [r for r in _search_monitoring(gateway, query) if r.model == model]
 
 

@@ -35,7 +35,6 @@ from sqlalchemy.exc import IntegrityError
 from services import audit
 from services.aliases import CHALLENGER, CHAMPION, LEGACY_STAGES, PRODUCTION_TARGETS
 from services.auth import POLICY_SOURCE, Action, Identity, person_key, require
-from services.compare import model_filter
 from services.errors import (
     FlightdeckError,
     NotFound,
@@ -82,6 +81,8 @@ class Registry(RunReader, Protocol):
 
     def get_model_version(self, name: str, version: int) -> ModelVersionSummary: ...
     def model_versions(self, filter_string: str) -> list[ModelVersionSummary]: ...
+
+    def versions_of(self, name: str) -> list[ModelVersionSummary]: ...
     def alias_holder(self, name: str, alias: str) -> int | None: ...
     def set_alias(self, name: str, alias: str, version: int) -> None: ...
     def set_stage(self, name: str, version: int, stage: str) -> None: ...
@@ -283,9 +284,7 @@ def current_holder(registry: Registry, model: str, target_kind: str, target: str
     """The version holding an alias, or the newest version in a stage; None when none does."""
     if target_kind == "alias":
         return registry.alias_holder(model, target)
-    in_stage = [
-        v.version for v in registry.model_versions(model_filter(model)) if v.stage == target
-    ]
+    in_stage = [v.version for v in registry.versions_of(model) if v.stage == target]
     return max(in_stage, default=None)
 
 

@@ -28,7 +28,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from services import errors
+from services import errors, filters
 from services.aliases import SERVING_STAGES
 from services.records import (
     ArtifactEntry,
@@ -443,6 +443,11 @@ class TrackingGateway:
             token = page.token
             if not token:
                 return sorted(versions, key=lambda v: (v.name, v.version))
+
+    def versions_of(self, name: str) -> list[ModelVersionSummary]:
+        """Every version of one registered model, whatever its name holds (see ``filters``)."""
+        found = self.model_versions(filters.equals("name", name) or "")
+        return [version for version in found if version.name == name]
 
     def model_aliases(self, name: str) -> dict[str, int]:
         """Each alias of a registered model and the version it points at.

@@ -16,15 +16,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from services import audit, promotion
+from services import audit, filters, promotion
 from services.aliases import PRODUCTION_TARGETS
 from services.auth import POLICY_SOURCE, Identity
-from services.compare import model_filter
 from services.errors import FlightdeckError
 from services.gates import GateResult, evaluate_candidate
 from services.governance import RetrainingPolicy
 from services.lineage import FAILURE_TAG, JOB_ID_TAG
-from services.monitoring import tag_filter
 from services.retraining.base import FINISHED_STATES, SUCCEEDED, Backend
 from services.retraining.jobs import SYSTEM_ACTOR, RetrainingJob, get_job, refresh_jobs
 from services.store import retraining_jobs
@@ -131,9 +129,9 @@ def _close_unsuccessful(services: promotion.Services, job: RetrainingJob) -> Ret
     registry = services.registry
     try:
         experiments = [e.experiment_id for e in registry.list_experiments()]
-        runs = registry.search_runs(
-            experiments, tag_filter(JOB_ID_TAG, job.job_id), max_results=5
-        ).runs
+        query = filters.tag_equals(JOB_ID_TAG, job.job_id) or ""
+        found = registry.search_runs(experiments, query, max_results=5).runs
+        runs = [run for run in found if run.tags.get(JOB_ID_TAG) == job.job_id]
         left_running = [run for run in runs if run.status == "RUNNING"]
         reason = f"Retraining job {job.job_id[:8]} {job.status}: " + (
             job.status_reason.split("\n")[0] or "no reason recorded"
@@ -158,7 +156,7 @@ def _may_auto_approve(policy: RetrainingPolicy) -> bool:
 def _registered_version(services: promotion.Services, job: RetrainingJob) -> int | None:
     if job.new_version is not None:
         return job.new_version
-    versions = services.registry.model_versions(model_filter(job.model))
+    versions = services.registry.versions_of(job.model)
     made = [v.version for v in versions if v.tags.get(JOB_ID_TAG) == job.job_id]
     return max(made, default=None)
 

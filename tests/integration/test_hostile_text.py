@@ -179,5 +179,7 @@ def test_untrusted_text_is_shown_in_markdown_not_only_in_tables(
 def test_the_frame_shows_the_person_looking_as_escaped_text(
     rendered: dict[str, Rendered],
 ) -> None:
-    """The sidebar (``app.py``) names the person: a hostile name is checked there too."""
-    assert any("fdxviewer" in text for _, text in rendered["frame"].markdown)
+    """The sidebar (``app.py``) names the person, as plain text rather than Markdown."""
+    frame = rendered["frame"]
+    assert hostile("fdxviewer").casefold().encode() in frame.content  # as signed in
+    assert not any("fdxviewer" in text for _, text in frame.markdown)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.formatting import escape_markdown
+from services.formatting import escape_heading, escape_markdown
 from tests.hostile import (
     PAYLOADS,
     foreign_references,
@@ -66,3 +66,14 @@ def test_plain_colons_and_at_signs_are_left_as_they_are() -> None:
     """Text that cannot become a link reads (and is found by a search) exactly as written."""
     text = "proposed for @champion (rmse: 54, at 10: 30)"
     assert WORD_JOINER not in rendered_text(escape_markdown(text))
+
+
+def test_repeated_hyphens_and_dots_are_kept_apart_so_no_dash_or_ellipsis_replaces_them() -> None:
+    escaped = escape_markdown("a -- b ... c")
+    visible = rendered_text(escaped)
+    assert "--" not in visible and ".." not in visible  # a word joiner between each pair
+    assert visible.replace(WORD_JOINER, "") == "a -- b ... c"
+
+
+def test_a_heading_keeps_a_multi_line_name_on_one_line() -> None:
+    assert escape_heading("first line\nsecond\r\nthird") == "first line second third"
