@@ -693,6 +693,11 @@ class TrackingGateway:
 def _translate_mlflow(exc: MlflowException, what: str, uri: str) -> errors.TrackingError:
     code = str(getattr(exc, "error_code", ""))
     cause = _network_cause(exc)
+    if cause is not None and (status := _server_error(cause)):
+        return errors.TrackingError(
+            f"MLflow at {uri} kept answering {what} with a server error ({status}). The server's "
+            "log says why; what else it serves may still work."
+        )
     if cause is not None:
         return errors.ServerUnreachable(
             f"Cannot reach MLflow at {uri}: {_reason(cause)}. Check that the server is running "
@@ -727,6 +732,15 @@ def _network_cause(exc: BaseException) -> requests.RequestException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+_SERVER_ERRORS = re.compile(r"too many (5\d\d) error responses")
+
+
+def _server_error(exc: requests.RequestException) -> str | None:
+    """The status (e.g. "HTTP 500") when only errors came back until the retries ran out."""
+    found = _SERVER_ERRORS.search(str(exc))
+    return f"HTTP {found.group(1)}" if found else None
 
 
 def _reason(exc: requests.RequestException) -> str:
