@@ -205,6 +205,27 @@ try:
 except FlightdeckError as exc:
     server, problem = None, exc
 
+
+def show_loop_health() -> None:
+    """One line: when the control loop last passed; amber, with how to start it, when late."""
+    try:
+        loop = cache.loop_health(settings)
+    except FlightdeckError as exc:
+        st.caption(
+            f":orange[:material/sync_problem: Control loop: unknown] ({escape_markdown(str(exc))})"
+        )
+        return
+    if not loop.late and loop.last is not None:
+        st.caption(f":material/sync: Control loop: last pass {ago(loop.last.finished_at)}")
+        return
+    when = f"last pass {ago(loop.last.finished_at)}" if loop.last else "no pass yet"
+    st.caption(
+        f":orange[:material/sync_problem: Control loop: {when}]. Alias moves made outside "
+        "Flightdeck, job outcomes and stuck promotions wait for it: start "
+        "`python -m jobs.scheduler` (`make run` does)."
+    )
+
+
 with st.sidebar:
     st.markdown("## :material/flight_takeoff: Flightdeck")
     st.subheader("Tracking server")
@@ -215,6 +236,7 @@ with st.sidebar:
         )
     else:
         st.caption(":red[:material/error: Not reachable]")
+    show_loop_health()
     freshness = st.container()
     st.divider()
     if source.kind == DEVELOPMENT:  # resolved above from the same session key

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from services import admin, cache
+from services.control_loop import recent_passes
 from services.errors import FlightdeckError
 from services.formatting import escape_markdown
 from services.store import Store
@@ -56,6 +57,26 @@ with right:
     st.subheader("Gates")
     st.dataframe(admin.gates_table(governance), hide_index=True, width="stretch")
     st.caption("A model without its own row uses the default gates.")
+
+st.subheader("Control loop")
+if store is not None:
+    try:
+        passes = recent_passes(store)
+    except FlightdeckError as exc:
+        passes = []
+        st.warning(escape_markdown(str(exc)))
+    if passes:
+        st.caption(
+            "What `python -m jobs.scheduler` did on its recent passes, newest first: only the "
+            "replica that holds the leader lock runs them."
+        )
+        st.dataframe(admin.passes_table(passes), hide_index=True, width="stretch")
+    else:
+        st.info(
+            "The control loop has not run against this store: start `python -m jobs.scheduler` "
+            "(`make run` does).",
+            icon=":material/sync_problem:",
+        )
 
 st.subheader("Audit log")
 if store is None:

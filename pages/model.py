@@ -135,8 +135,6 @@ moves: list[AliasMove] = []
 history_problem = ""
 try:
     services = cache.promotion_services(settings)
-    # Reading MLflow on each refresh is how moves made outside Flightdeck are noticed.
-    alias_history.detect_external_changes(services, model.name)
     moves = alias_history.alias_history(services.store, model.name, services.governance.target)
     open_requests = promotion.list_requests(
         services.store, model=model.name, statuses=promotion.OPEN_STATUSES

@@ -30,7 +30,6 @@ from services.retraining.jobs import (
     list_jobs,
     submit_retraining,
 )
-from services.retraining.loop import follow_jobs
 from services.retraining.policy import backtest
 from services.retraining.policy_config import save_policy
 from services.retraining.scheduler import decay_baseline, recent_decisions
@@ -45,6 +44,7 @@ STATUS_ICONS = {
 }
 LIVE_REFRESH_S = 2.0  # how often an active job's status and log tail refresh
 LOG_TAIL_LINES = 200
+SETTLING_KEY = "retraining.settling_job"  # the job the live panel saw running or unjudged
 FORM_KEY = "retraining.form_key"  # idempotency key: one job per form, however often sent
 
 settings = cache.settings()
@@ -63,13 +63,6 @@ st.caption(
     f"Jobs run on the **{backend.name}** engine. A version that passes the promotion gates "
     "against the champion is proposed for approval; a person decides."
 )
-try:
-    follow_jobs(services, backend)
-except FlightdeckError as exc:
-    st.warning(
-        f"Could not refresh the jobs' status: {escape_markdown(str(exc))}",
-        icon=":material/sync_problem:",
-    )
 
 
 def start_retraining() -> None:
@@ -185,6 +178,11 @@ except FlightdeckError as exc:
     st.stop()
 
 
+def settling(job: RetrainingJob) -> bool:
+    """Running, or finished but not judged yet: the live panel refreshes until it is judged."""
+    return job.is_active or job.outcome is None
+
+
 def duration(job: RetrainingJob) -> str:
     if job.started_at is None:
         return ""
@@ -228,14 +226,11 @@ else:
     def show_job(job_id: str) -> None:
         """Status, links and the log tail of one job; refreshes itself while the job runs."""
         job = get_job(services.store, job_id)
-        if job.is_active:
-            try:
-                follow_jobs(services, backend)
-            except FlightdeckError as exc:
-                st.warning(f"Could not ask the engine: {escape_markdown(str(exc))}")
-            job = get_job(services.store, job_id)
-            if not job.is_active:
-                st.rerun()  # the whole page: the table and the new version's links
+        if st.session_state.get(SETTLING_KEY) == job_id and not settling(job):
+            st.session_state.pop(SETTLING_KEY)
+            st.rerun()  # the control loop recorded the end: the table and the new version's links
+        if settling(job):
+            st.session_state[SETTLING_KEY] = job_id
         with st.container(border=True):
             st.markdown(
                 f"{STATUS_ICONS.get(job.status, '')} **{escape_markdown(job.status)}** · "
@@ -247,6 +242,11 @@ else:
             if job.is_active:
                 st.progress(
                     0.5 if job.status == RUNNING else 0.1, text=f"{escape_markdown(job.status)}…"
+                )
+            if settling(job):
+                st.caption(
+                    "The control loop (`python -m jobs.scheduler`, started by `make run`) records "
+                    "the job's progress and judges its outcome on each pass."
                 )
             if job.status_reason:
                 st.text(job.status_reason)
@@ -289,7 +289,7 @@ else:
             st.code(log or "(no output yet)", language="text")
 
     st.fragment(
-        show_job, run_every=LIVE_REFRESH_S if get_job(services.store, picked).is_active else None
+        show_job, run_every=LIVE_REFRESH_S if settling(get_job(services.store, picked)) else None
     )(picked)
 
 # -- policies -------------------------------------------------------------------------------------

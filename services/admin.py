@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from services import audit
 from services.audit_anchor import AnchorCheck, AuditAnchor, check_anchor
 from services.auth import Action, Identity
+from services.control_loop import PassReport
 from services.governance import ROLES, Gates, Governance
 from services.store import Store, audit_events
 
@@ -68,6 +69,26 @@ def gates_table(governance: Governance) -> pd.DataFrame:
         for model, gates in sections
     ]
     return pd.DataFrame(rows, columns=["Model", *names])
+
+
+def passes_table(passes: Sequence[PassReport]) -> pd.DataFrame:
+    """The control loop's recent passes, newest first: who ran each, how long, what each step
+    did (a step that failed shows its problem)."""
+    rows = []
+    for report in passes:
+        row: dict[str, Any] = {
+            "Finished": report.finished_at,
+            "Leader": report.holder,
+            "Seconds": round(report.duration_s, 2),
+        }
+        for step in report.steps:
+            row[step.name.capitalize()] = (
+                f"{step.done}; {step.problem}"
+                if step.done and step.problem
+                else step.problem or step.done
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def model_of(subject: str) -> str | None:

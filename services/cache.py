@@ -7,7 +7,6 @@ Failures are never cached: a page that hit an outage asks again on the next reru
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,10 +16,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from services import promotion
+from services import control_loop, promotion
 from services.audit_anchor import AuditAnchor, open_audited_store
 from services.auth import Identity
-from services.errors import FlightdeckError
+from services.control_loop import LoopHealth
 from services.governance import Governance
 from services.records import (
     ArtifactEntry,
@@ -37,7 +36,6 @@ from services.records import (
 )
 from services.retraining.base import Backend
 from services.retraining.engines import backend_for
-from services.retraining.jobs import mark_lost_at_startup
 from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.runs import RunLoader, RunSearch, first_page
 from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
@@ -154,6 +152,11 @@ def audit_anchor(config: Settings) -> AuditAnchor:
     return AuditAnchor(gateway(config), config.audit_anchor_experiment)
 
 
+def loop_health(config: Settings) -> LoopHealth:
+    """How fresh the control loop's heartbeat is; one small query, so read on every run."""
+    return control_loop.loop_health(store(config), datetime.now(UTC))
+
+
 def promotion_services(config: Settings) -> promotion.Services:
     """What the promotion functions need, wired to this process's store and MLflow client."""
     return promotion.Services(
@@ -163,15 +166,11 @@ def promotion_services(config: Settings) -> promotion.Services:
 
 @st.cache_resource(show_spinner=False)
 def _retraining_backend(config: Settings) -> Backend:
-    backend = backend_for(config)
-    with contextlib.suppress(FlightdeckError):  # the engine may be down: the page says so later
-        mark_lost_at_startup(store(config), backend)
-    return backend
+    return backend_for(config)  # the control loop marks jobs lost at its start, not a page
 
 
 def retraining_backend(config: Settings) -> Backend:
-    """The configured retraining engine; at its first use in this process, jobs that are
-    neither running nor finished are marked lost."""
+    """The configured retraining engine."""
     return _retraining_backend(config)
 
 

@@ -171,9 +171,13 @@ def start_dashboard(
     return server
 
 
-def start_scheduler(env: dict[str, str], log_path: Path) -> ServerProcess:
-    """Run ``python -m jobs.scheduler`` in the background (retraining policies, job follow-up)."""
+def start_scheduler(
+    env: dict[str, str], log_path: Path, interval_s: float | None = None
+) -> ServerProcess:
+    """Run the control loop, ``python -m jobs.scheduler``, in the background."""
     command = [sys.executable, "-m", "jobs.scheduler"]
+    if interval_s is not None:
+        command += ["--interval", str(interval_s)]
     return _spawn("scheduler", "", command, env, log_path)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -780,8 +780,8 @@ def _claim(
 # -- reads ---------------------------------------------------------------------------------------
 
 
-def get_request(store: Store, request_id: str) -> PromotionRequest:
-    """One request with its decisions.
+def get_request(store: Store, request_id: str, now: datetime | None = None) -> PromotionRequest:
+    """One request with its decisions, as of ``now`` (see :func:`list_requests`).
 
     Raises:
         PromotionError: No request has this id.
@@ -792,7 +792,8 @@ def get_request(store: Store, request_id: str) -> PromotionRequest:
         ).first()
         if row is None:
             raise PromotionError(f"No promotion request has the id {request_id!r}.")
-        return _request(row, _decisions(connection, [request_id]).get(request_id, ()))
+        request = _request(row, _decisions(connection, [request_id]).get(request_id, ()))
+    return _as_of(request, _now(now))
 
 
 def list_requests(
@@ -803,9 +804,11 @@ def list_requests(
     limit: int = 200,
     now: datetime | None = None,
 ) -> list[PromotionRequest]:
-    """Requests, open ones first, then newest first; overdue pending ones are expired first."""
-    with store.write() as connection:
-        _expire_overdue(connection, _now(now))
+    """Requests, open ones first, then newest first, as of ``now``.
+
+    A read only: an undecided request past its expiry reads as expired, and the control loop
+    (:func:`reconcile`) records the expiry on its next pass.
+    """
     query = sa.select(promotion_requests)
     if model is not None:
         query = query.where(promotion_requests.c.model == model)
@@ -815,8 +818,16 @@ def list_requests(
     with store.read() as connection:
         rows = connection.execute(query).all()
         decisions = _decisions(connection, [r.id for r in rows])
-    requests_ = [_request(r, decisions.get(r.id, ())) for r in rows]
+    moment = _now(now)
+    requests_ = [_as_of(_request(r, decisions.get(r.id, ())), moment) for r in rows]
     return sorted(requests_, key=lambda r: not r.is_open)
+
+
+def _as_of(request: PromotionRequest, now: datetime) -> PromotionRequest:
+    """``request`` as it stands at ``now``: expired when undecided past its expiry."""
+    if request.status in UNDECIDED_STATUSES and request.expires_at < now:
+        return replace(request, status=EXPIRED, status_reason=_expiry_reason(request.status))
+    return request
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -863,8 +874,7 @@ def _expire_overdue(connection: Connection, now: datetime) -> None:
         )
     ).all()
     for row in overdue:
-        why = "not decided in time" if row.status == PENDING else "not retried in time"
-        _update(connection, row.id, now, status=EXPIRED, status_reason=why)
+        _update(connection, row.id, now, status=EXPIRED, status_reason=_expiry_reason(row.status))
         audit.append(
             connection,
             actor="flightdeck",
@@ -874,6 +884,10 @@ def _expire_overdue(connection: Connection, now: datetime) -> None:
             details={"expires_at": _aware(row.expires_at).isoformat()},
             now=now,
         )
+
+
+def _expiry_reason(status: str) -> str:
+    return "not decided in time" if status == PENDING else "not retried in time"
 
 
 def _status(connection: Connection, request_id: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,23 @@ retraining_jobs = sa.Table(
     sa.Column("outcome", sa.Text, nullable=True),
     sa.Column("promotion_request_id", sa.String(32), nullable=True),
 )
+
+
+loop_passes = sa.Table(
+    "loop_passes",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_s", sa.Float, nullable=False),
+    sa.Column("steps", sa.Text, nullable=False),
+)
+
+
+def aware(moment: datetime) -> datetime:
+    """A time read from the store, in UTC: SQLite hands back naive datetimes."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Store:

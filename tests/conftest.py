@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,25 @@ def monitored_model(mlflow_server: ServerProcess, unique_name: str) -> str:
     )
     client.set_registered_model_alias(unique_name, "champion", "1")
     return unique_name
+
+
+def follow_jobs_once(env: Mapping[str, str]) -> None:
+    """The control loop's retraining step (follow jobs, judge, propose) once, on the store,
+    engine and gates ``env`` configures. Tests of pages run it instead of ``jobs.scheduler``,
+    whose other steps would act on every model of the session's shared demo server."""
+    from services import promotion
+    from services.governance import load_governance
+    from services.retraining.engines import backend_for
+    from services.retraining.loop import follow_jobs
+    from services.store import open_store
+    from services.tracking import TrackingGateway
+
+    settings = load_settings(env)
+    store = open_store(settings.store_url)
+    try:
+        services = promotion.Services(
+            store, TrackingGateway(settings), load_governance(settings.governance_path)
+        )
+        follow_jobs(services, backend_for(settings))
+    finally:
+        store.engine.dispose()

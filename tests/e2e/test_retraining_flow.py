@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -14,7 +17,7 @@ from playwright.sync_api import Page, expect
 from services.lineage import JOB_ID_TAG
 from services.processes import ServerProcess
 from services.retraining.engines import JOBS_FOLDER
-from tests.conftest import copy_demo_champion
+from tests.conftest import config_file_with_copy_gates, copy_demo_champion, follow_jobs_once
 from tests.e2e.conftest import RETRAIN_MODEL, wait_until_ready
 from tests.e2e.test_promotion_flow import VIEWPORT, act_as
 from tests.e2e.test_screenshots import full_page_shot, output_dir
@@ -36,7 +39,48 @@ def paused_job(jobs_dir: Path, earlier: set[Path], timeout_s: float = 30.0) -> i
     raise AssertionError(f"no job started in {jobs_dir}")
 
 
+@contextmanager
+def retraining_step_of_the_control_loop(tracking_uri: str, config: Path) -> Iterator[list[str]]:
+    """The control loop's retraining step every half second, in a thread, on the dashboard's
+    store and gates; yields the problems it met. Not ``jobs.scheduler`` itself: its other steps
+    would act on every model of the session's shared demo server (its policies would retrain
+    the demo models)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "FLIGHTDECK_CONFIG": str(config)}
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def loop() -> None:
+        while not stop.wait(0.5):
+            try:
+                follow_jobs_once(env)
+            except Exception as exc:
+                problems.append(repr(exc))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield problems
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
 def test_retrain_now_runs_a_job_and_proposes_the_better_version(
+    page: Page,
+    dashboard: ServerProcess,
+    seeded_server: ServerProcess,
+    isolated_data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    config = config_file_with_copy_gates(tmp_path, RETRAIN_MODEL)
+    with retraining_step_of_the_control_loop(seeded_server.url, config) as problems:
+        try:
+            retrain_now_and_follow(page, dashboard, seeded_server, isolated_data_dir)
+        finally:
+            assert not problems, problems[:3]
+
+
+def retrain_now_and_follow(
     page: Page, dashboard: ServerProcess, seeded_server: ServerProcess, isolated_data_dir: Path
 ) -> None:
     jobs_dir = isolated_data_dir / JOBS_FOLDER

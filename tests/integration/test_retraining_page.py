@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.governance import load_governance
 from services.settings import PROJECT_ROOT
-from tests.conftest import config_file_with_copy_gates
+from tests.conftest import config_file_with_copy_gates, follow_jobs_once
 from tests.hostile import shown
 from tests.integration.conftest import app_as
 
@@ -40,6 +41,7 @@ def test_an_operator_retrains_and_the_better_version_is_proposed(
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        follow_jobs_once(os.environ)
         at.run()
         outcomes = [shown(i.value) for i in at.info if "proposed" in i.value]
         if outcomes:

@@ -1,0 +1,200 @@
+"""The control loop: what keeps Flightdeck true while nobody is looking.
+
+``python -m jobs.scheduler`` runs :func:`run_pass` every interval; pages only read what it
+maintains. Each pass, in this order, every step idempotent and reported on its own (one step
+failing does not stop the next):
+
+1. **Retraining**: follow jobs, judge finished ones, apply the retraining policies.
+2. **External changes**: alias and stage moves made outside Flightdeck, for every model.
+3. **Reconciliation**: requests stuck ``executing``, overdue requests.
+4. **Audit anchor**: the audit log's newest event, anchored in MLflow.
+
+Only the holder of the leader lock (:mod:`services.leadership`) runs passes, so several
+replicas may each start a loop. The holder records each pass (its heartbeat) in the store;
+:func:`loop_health` says how fresh it is, for every page's sidebar.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from services import promotion
+from services.alias_history import detect_external_changes
+from services.audit_anchor import AuditAnchor, anchor_audit_head
+from services.errors import FlightdeckError
+from services.retraining.base import Backend
+from services.retraining.loop import follow_jobs
+from services.retraining.policy import FIRED
+from services.retraining.scheduler import run_policies
+from services.store import Store, aware, loop_passes
+
+LATE_AFTER_INTERVALS = 3
+"""The sidebar turns amber when no pass finished for this many intervals."""
+KEPT_PASSES = 500
+"""Heartbeat rows kept; older ones are deleted as new ones come."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """What one step of a pass did, in a few words, or why it could not."""
+
+    name: str
+    done: str
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """One pass: when, by whom, and each step's report."""
+
+    holder: str
+    started_at: datetime
+    finished_at: datetime
+    interval_s: float
+    steps: tuple[StepReport, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class LoopHealth:
+    """How fresh the control loop's last pass is."""
+
+    last: PassReport | None
+    """The newest pass; None when no loop ever ran against this store."""
+    late: bool
+    """No pass for :data:`LATE_AFTER_INTERVALS` intervals (or never)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PassInputs:
+    """What a pass needs besides the services, kept between passes by the caller."""
+
+    backend: Backend
+    job_env: dict[str, str]
+    anchor: AuditAnchor
+    stuck_after: timedelta
+    last_check: datetime
+    """The previous pass's start: a retraining schedule fires when one of its times is between."""
+
+
+def run_pass(
+    services: promotion.Services, inputs: PassInputs, now: datetime, holder: str, interval_s: float
+) -> PassReport:
+    """Run every step once, in order, and return what each did."""
+    steps = (
+        _step("retraining", lambda: _retraining(services, inputs, now)),
+        _step("external changes", lambda: _external_changes(services)),
+        _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
+        _step("audit anchor", lambda: _anchor(services.store, inputs.anchor)),
+    )
+    return PassReport(holder, now, _clock(now), interval_s, steps)
+
+
+def _clock(started: datetime) -> datetime:
+    return max(datetime.now(started.tzinfo), started)
+
+
+def _step(name: str, action: Callable[[], str | tuple[str, str]]) -> StepReport:
+    """Run one step; its report says what it did, and what it could not (a partial failure)."""
+    try:
+        outcome = action()
+    except FlightdeckError as exc:  # MLflow or the store is down: the next pass tries again
+        return StepReport(name, "", str(exc))
+    done, problem = (outcome, "") if isinstance(outcome, str) else outcome
+    return StepReport(name, done, problem)
+
+
+def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
+    followed = follow_jobs(services, inputs.backend)
+    decisions = run_policies(
+        services, inputs.backend, inputs.job_env, last_check=inputs.last_check, now=now
+    )
+    fired = sum(d.outcome == FIRED for d in decisions)
+    return (
+        f"{len(followed)} job(s) changed, {len(decisions)} decision(s), {fired} retrain(s) started"
+    )
+
+
+def _external_changes(services: promotion.Services) -> tuple[str, str]:
+    models = services.registry.registered_models()
+    changed: list[str] = []
+    unreadable: list[str] = []
+    for model in models:
+        try:
+            changed += [f"{model.name} {t}" for t in detect_external_changes(services, model.name)]
+        except FlightdeckError:
+            unreadable.append(model.name)  # one model's failure leaves the others' detection
+    done = f"{len(models)} model(s) checked, {len(changed)} external move(s) recorded"
+    problem = f"could not read {len(unreadable)}: {', '.join(unreadable[:5])}" if unreadable else ""
+    return done, problem
+
+
+def _reconciliation(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
+    resolved = promotion.reconcile(services, stuck_after=inputs.stuck_after, now=now)
+    return f"{len(resolved)} request(s) resolved or expired"
+
+
+def _anchor(store: Store, anchor: AuditAnchor) -> str:
+    result = anchor_audit_head(store, anchor)
+    if result.head is None:
+        return "the audit log is empty"
+    return f"anchored at event {result.head.seq}" + ("" if result.moved else " (unchanged)")
+
+
+# -- heartbeat ------------------------------------------------------------------------------------
+
+
+def record_pass(store: Store, report: PassReport) -> None:
+    """Store a pass as the heartbeat, keeping the newest :data:`KEPT_PASSES`."""
+    steps = [{"name": s.name, "done": s.done, "problem": s.problem} for s in report.steps]
+    with store.write() as connection:
+        connection.execute(
+            loop_passes.insert().values(
+                holder=report.holder,
+                started_at=report.started_at,
+                finished_at=report.finished_at,
+                interval_s=report.interval_s,
+                steps=json.dumps(steps),
+            )
+        )
+        newest = sa.select(loop_passes.c.id).order_by(loop_passes.c.id.desc()).limit(KEPT_PASSES)
+        connection.execute(loop_passes.delete().where(loop_passes.c.id.not_in(newest)))
+
+
+def recent_passes(store: Store, limit: int = 20) -> list[PassReport]:
+    """The newest passes first."""
+    query = sa.select(loop_passes).order_by(loop_passes.c.id.desc()).limit(limit)
+    with store.read() as connection:
+        rows = connection.execute(query).all()
+    return [_report(row) for row in rows]
+
+
+def loop_health(store: Store, now: datetime) -> LoopHealth:
+    """How fresh the newest pass is at ``now``."""
+    passes = recent_passes(store, limit=1)
+    if not passes:
+        return LoopHealth(None, late=True)
+    last = passes[0]
+    allowed = timedelta(seconds=LATE_AFTER_INTERVALS * last.interval_s + last.duration_s)
+    return LoopHealth(last, late=now - last.finished_at > allowed)
+
+
+def _report(row: sa.Row[tuple[object, ...]]) -> PassReport:
+    try:
+        steps: Sequence[dict[str, str]] = json.loads(row.steps)
+        parsed = tuple(
+            StepReport(str(s["name"]), str(s["done"]), str(s.get("problem", ""))) for s in steps
+        )
+    except (ValueError, TypeError, KeyError):
+        parsed = (StepReport("pass", "", "this pass's report cannot be read"),)
+    return PassReport(
+        str(row.holder), aware(row.started_at), aware(row.finished_at), row.interval_s, parsed
+    )

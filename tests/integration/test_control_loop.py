@@ -1,0 +1,154 @@
+"""The control loop keeps Flightdeck true with no browser open: real MLflow, real processes.
+
+Each test runs ``python -m jobs.scheduler`` as a process on a store of its own, against the
+session's MLflow server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from services import alias_history
+from services.control_loop import PassReport, StepReport, loop_health, recent_passes, record_pass
+from services.leadership import FileLock
+from services.processes import ServerProcess, start_scheduler
+from services.settings import PROJECT_ROOT, load_settings
+from services.store import Store, open_store
+from tests.integration.test_promotion import make_model
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def loop_env(mlflow_server: ServerProcess, tmp_path: Path) -> dict[str, str]:
+    """A data folder (and so a store) of the test's own; policies off, so passes only watch."""
+    config = tmp_path / "flightdeck.toml"
+    shipped = (PROJECT_ROOT / "flightdeck.toml").read_text(encoding="utf-8")
+    config.write_text(shipped.split("[retraining.default]")[0], encoding="utf-8")
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "FLIGHTDECK_DATA_DIR": str(tmp_path / "data"),
+        "FLIGHTDECK_CONFIG": str(config),
+    }
+
+
+@pytest.fixture
+def loop_store(loop_env: dict[str, str]) -> Iterator[Store]:
+    store = open_store(load_settings(loop_env).store_url)
+    yield store
+    store.engine.dispose()
+
+
+def one_pass(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.scheduler", "--once"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_open(
+    client: MlflowClient, loop_env: dict[str, str], loop_store: Store, unique_name: str
+) -> None:
+    make_model(client, unique_name, [0.8, 0.85])
+    assert one_pass(loop_env).returncode == 0  # first sight: v1 is champion
+
+    client.set_registered_model_alias(unique_name, "champion", "2")
+    assert one_pass(loop_env).returncode == 0
+    client.set_registered_model_alias(unique_name, "champion", "1")  # and undone
+    passed = one_pass(loop_env)
+
+    assert passed.returncode == 0, passed.stderr
+    moves = alias_history.alias_history(loop_store, unique_name, "alias", "champion")
+    assert [(m.previous, m.version, m.external) for m in moves][-2:] == [
+        (1, 2, True),
+        (2, 1, True),
+    ]
+    (last, *_) = recent_passes(loop_store)
+    assert [s.name for s in last.steps] == [
+        "retraining",
+        "external changes",
+        "reconciliation",
+        "audit anchor",
+    ]
+    assert not [s for s in last.steps if s.problem], last.steps
+    assert not loop_health(loop_store, datetime.now(UTC)).late
+
+
+def test_two_loops_take_turns_never_together_and_the_survivor_takes_over_after_sigkill(
+    loop_env: dict[str, str], loop_store: Store, tmp_path: Path
+) -> None:
+    interval = 1.0
+    env = {**loop_env, "PYTHONUNBUFFERED": "1"}
+    loops = [start_scheduler(env, tmp_path / f"loop-{i}.log", interval) for i in range(2)]
+    try:
+        deadline = time.monotonic() + 90
+        while len(recent_passes(loop_store, 100)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        before = recent_passes(loop_store, 100)
+        assert len({p.holder for p in before}) == 1, "only the leader runs passes"
+        leader_pid = int(before[0].holder.rsplit(":", 1)[1])
+        (leader,) = [loop for loop in loops if loop.process.pid == leader_pid]
+        (survivor,) = [loop for loop in loops if loop is not leader]
+
+        os.kill(leader.process.pid, signal.SIGKILL)
+        killed_at = datetime.now(UTC)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            taken = [p for p in recent_passes(loop_store, 100) if p.holder != before[0].holder]
+            if taken:
+                break
+            time.sleep(0.2)
+        assert taken, "the survivor never took over"
+        first_takeover = min(p.started_at for p in taken)
+        assert first_takeover - killed_at <= timedelta(seconds=2 * interval + 1)
+        assert taken[0].holder.endswith(f":{survivor.process.pid}")
+    finally:
+        for loop in loops:
+            loop.stop()
+    every = sorted(recent_passes(loop_store, 500), key=lambda p: p.started_at)
+    for earlier, later in itertools.pairwise(every):
+        assert earlier.finished_at <= later.started_at, "two passes overlapped"
+
+
+def test_a_second_single_pass_does_nothing_while_another_loop_leads(
+    loop_env: dict[str, str], loop_store: Store
+) -> None:
+    settings = load_settings(loop_env)
+    lock = FileLock(Path(f"{settings.store_url.removeprefix('sqlite:///')}.control-loop.lock"))
+    assert lock.try_acquire()
+    try:
+        refused = one_pass(loop_env)
+    finally:
+        lock.release()
+    assert refused.returncode == 1
+    assert "another control loop holds the lock" in refused.stderr
+    assert recent_passes(loop_store) == []
+
+
+def test_health_turns_late_after_three_missed_intervals(loop_store: Store) -> None:
+    assert loop_health(loop_store, datetime.now(UTC)).late  # never ran
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    record_pass(
+        loop_store,
+        PassReport("host:1", start, start + timedelta(seconds=2), 30.0, (StepReport("x", "y"),)),
+    )
+    assert not loop_health(loop_store, start + timedelta(seconds=60)).late
+    assert loop_health(loop_store, start + timedelta(seconds=95)).late
+    assert loop_health(loop_store, start + timedelta(seconds=95)).last is not None
