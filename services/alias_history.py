@@ -92,12 +92,15 @@ def holder_at(moves: Sequence[AliasMove], at: datetime) -> AliasMove | None:
     return earlier[-1] if earlier else None
 
 
-def detect_external_changes(services: Services, model: str) -> list[str]:
+def detect_external_changes(
+    services: Services, model: str, since: datetime | None = None
+) -> list[str]:
     """Record aliases (or serving stages) of ``model`` that moved outside Flightdeck since it
     last looked.
 
     Returns the targets found changed. A target Flightdeck has never seen is recorded once as
-    observed, so its history has a starting point.
+    observed, so its history has a starting point. ``since`` is the last time anything looked
+    (the control loop's previous pass): a move is recorded as made between then and now.
     """
     target_kind = services.governance.target
     aliases = current_targets(services.registry, model, target_kind)
@@ -131,15 +134,20 @@ def detect_external_changes(services: Services, model: str) -> list[str]:
                 details={
                     "version": current,
                     "previous": None if first_sight else last,
-                    "reason": "first seen by Flightdeck"
-                    if first_sight
-                    else "changed outside Flightdeck",
+                    "reason": "first seen by Flightdeck" if first_sight else _outside(since, now),
+                    **({"since": since.isoformat()} if since and not first_sight else {}),
                 },
                 now=now,
             )
             if not first_sight:
                 changed.append(alias)
     return changed
+
+
+def _outside(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "changed outside Flightdeck"
+    return f"changed outside Flightdeck between {since:%Y-%m-%d %H:%M:%S} and {now:%H:%M:%S} UTC"
 
 
 def _last_known_holders(

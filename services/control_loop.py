@@ -33,6 +33,7 @@ from services.retraining.policy import FIRED
 from services.retraining.scheduler import run_policies
 from services.store import Store, aware, loop_passes
 
+EXTERNAL_CHANGES = "external changes"
 LATE_AFTER_INTERVALS = 3
 """The sidebar turns amber when no pass finished for this many intervals."""
 KEPT_PASSES = 500
@@ -91,7 +92,7 @@ def run_pass(
     """Run every step once, in order, and return what each did."""
     steps = (
         _step("retraining", lambda: _retraining(services, inputs, now)),
-        _step("external changes", lambda: _external_changes(services)),
+        _step(EXTERNAL_CHANGES, lambda: _external_changes(services)),
         _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
         _step("audit anchor", lambda: _anchor(services.store, inputs.anchor)),
     )
@@ -124,17 +125,28 @@ def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime)
 
 
 def _external_changes(services: promotion.Services) -> tuple[str, str]:
+    since = _last_watched(services.store)
     models = services.registry.registered_models()
     changed: list[str] = []
     unreadable: list[str] = []
     for model in models:
         try:
-            changed += [f"{model.name} {t}" for t in detect_external_changes(services, model.name)]
+            moved = detect_external_changes(services, model.name, since)
+            changed += [f"{model.name} {target}" for target in moved]
         except FlightdeckError:
             unreadable.append(model.name)  # one model's failure leaves the others' detection
     done = f"{len(models)} model(s) checked, {len(changed)} external move(s) recorded"
     problem = f"could not read {len(unreadable)}: {', '.join(unreadable[:5])}" if unreadable else ""
     return done, problem
+
+
+def _last_watched(store: Store) -> datetime | None:
+    """When the newest pass that checked every model for external moves started."""
+    for report in recent_passes(store, limit=10):
+        step = next((s for s in report.steps if s.name == EXTERNAL_CHANGES), None)
+        if step is not None and step.done and not step.problem:
+            return report.started_at
+    return None
 
 
 def _reconciliation(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:

@@ -80,6 +80,9 @@ def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_ope
         (1, 2, True),
         (2, 1, True),
     ]
+    passes = sorted(recent_passes(loop_store), key=lambda p: p.started_at)
+    for move, watched in zip(moves[-2:], passes[:2], strict=True):  # when it may have happened
+        assert f"between {watched.started_at:%Y-%m-%d %H:%M:%S} and" in move.reason
     (last, *_) = recent_passes(loop_store)
     assert [s.name for s in last.steps] == [
         "retraining",
