@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = leader_lock(services.store, settings.data_dir)
     signal.signal(signal.SIGTERM, _stop)
     inputs = PassInputs(
+        gateway=gateway,
         backend=backend,
         job_env=job_environment(settings),
         anchor=anchor,

@@ -7,7 +7,9 @@ failing does not stop the next):
 1. **Retraining**: follow jobs, judge finished ones, apply the retraining policies.
 2. **External changes**: alias and stage moves made outside Flightdeck, for every model.
 3. **Reconciliation**: requests stuck ``executing``, overdue requests.
-4. **Audit anchor**: the audit log's newest event, anchored in MLflow.
+4. **Scheduled drift**: each new batch of every ``[monitoring.sources]`` model, exactly once
+   (:mod:`services.scheduled_drift`).
+5. **Audit anchor**: the audit log's newest event, anchored in MLflow.
 
 Only the holder of the leader lock (:mod:`services.leadership`) runs passes, so several
 replicas may each start a loop. The holder records each pass (its heartbeat) in the store;
@@ -31,7 +33,9 @@ from services.retraining.base import Backend
 from services.retraining.loop import follow_jobs
 from services.retraining.policy import FIRED
 from services.retraining.scheduler import run_policies
+from services.scheduled_drift import monitor_new_batches
 from services.store import Store, aware, loop_passes
+from services.tracking import TrackingGateway
 
 EXTERNAL_CHANGES = "external changes"
 LATE_AFTER_INTERVALS = 3
@@ -78,6 +82,7 @@ class LoopHealth:
 class PassInputs:
     """What a pass needs besides the services, kept between passes by the caller."""
 
+    gateway: TrackingGateway
     backend: Backend
     job_env: dict[str, str]
     anchor: AuditAnchor
@@ -94,6 +99,7 @@ def run_pass(
         _step("retraining", lambda: _retraining(services, inputs, now)),
         _step(EXTERNAL_CHANGES, lambda: _external_changes(services)),
         _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
+        _step("scheduled drift", lambda: _scheduled_drift(services, inputs, now)),
         _step("audit anchor", lambda: _anchor(services.store, inputs.anchor)),
     )
     return PassReport(holder, now, _clock(now), interval_s, steps)
@@ -152,6 +158,16 @@ def _last_watched(store: Store) -> datetime | None:
 def _reconciliation(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
     resolved = promotion.reconcile(services, stuck_after=inputs.stuck_after, now=now)
     return f"{len(resolved)} request(s) resolved or expired"
+
+
+def _scheduled_drift(
+    services: promotion.Services, inputs: PassInputs, now: datetime
+) -> tuple[str, str]:
+    sources = services.governance.drift_sources
+    if not sources:
+        return "no [monitoring.sources] configured", ""
+    logged, problems = monitor_new_batches(inputs.gateway, services.store, sources, now)
+    return f"{len(logged)} new batch(es) monitored", "; ".join(problems)
 
 
 def _anchor(store: Store, anchor: AuditAnchor) -> str:

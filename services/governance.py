@@ -29,6 +29,11 @@ The file is configuration, not a secret: credentials never go here. Example::
     alarm_share = 0.3
     consecutive = 2
 
+    [monitoring.sources."wine quality"]  # the control loop monitors each new batch file once
+    path = "/data/wine/*.parquet" # a folder, or a glob of CSV or Parquet files (name order)
+    alias = "champion"            # compared with this alias's reference sample
+    every_minutes = 60            # how often to look; 0: every pass
+
     [retraining.default]          # when the scheduler retrains a model (manual always works)
     schedule = ""                 # cron, e.g. "0 3 * * 1"; empty: off
     drift_red_batches = 3         # batches in a row at the alarm share; 0: off
@@ -87,6 +92,20 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftSource:
+    """Where the control loop finds a model's new batches (``[monitoring.sources."model"]``)."""
+
+    path: str
+    """A folder, or a glob of CSV or Parquet files; a file is a batch, taken in name order."""
+    alias: str = "champion"
+    """Each batch is compared with the reference of the version this alias points at."""
+    target: str = ""
+    """The label column, compared when a batch has it; empty for none."""
+    every_minutes: float = 0.0
+    """How often to look for new batches; 0: on every pass."""
+
+
+@dataclass(frozen=True, slots=True)
 class RetrainingPolicy:
     """When the scheduler retrains a model, what guards it, and where a better version goes."""
 
@@ -133,6 +152,8 @@ class Governance:
     """Gates per registered model name."""
     drift: DriftThresholds = field(default_factory=DriftThresholds)
     """Drift status thresholds, for every model."""
+    drift_sources: Mapping[str, DriftSource] = field(default_factory=dict)
+    """Scheduled drift monitoring: each model's source of batches, by model name."""
     default_retraining: RetrainingPolicy = field(default_factory=RetrainingPolicy)
     """Retraining policy for models without their own section."""
     model_retraining: Mapping[str, RetrainingPolicy] = field(default_factory=dict)
@@ -196,6 +217,11 @@ def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") ->
         for name, section in _table(gates, "models", where).items()
     }
     monitoring = _table(data, "monitoring", where)
+    drift_sources = {
+        name: _drift_source(section, f'monitoring.sources."{name}"', where)
+        for name, section in _table(monitoring, "sources", where).items()
+    }
+    monitoring = {k: v for k, v in monitoring.items() if k != "sources"}
     unknown_keys = sorted(set(monitoring) - {f.name for f in fields(DriftThresholds)})
     if unknown_keys:
         raise ConfigurationError(f"{where}: unknown key {', '.join(unknown_keys)} in [monitoring].")
@@ -222,6 +248,7 @@ def parse_governance(data: Mapping[str, Any], where: str = "flightdeck.toml") ->
             for name, section in _table(retraining, "models", where).items()
         },
         drift=DriftThresholds(float(warning), float(alarm), consecutive),
+        drift_sources=drift_sources,
         role_members=role_members,
         target=target,
         approvals_required=approvals,
@@ -273,6 +300,25 @@ _POLICY_TYPES: Mapping[str, Any] = {
     "promote_to": str,
     "auto_approve": bool,
 }
+
+
+def _drift_source(section: Any, key: str, where: str) -> DriftSource:
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"{where}: [{key}] must be a table.")
+    unknown = sorted(set(section) - {f.name for f in fields(DriftSource)})
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown setting {', '.join(unknown)} in [{key}].")
+    path, every = section.get("path"), section.get("every_minutes", 0.0)
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigurationError(f"{where}: [{key}] needs a path: a folder or a glob of files.")
+    if isinstance(every, bool) or not isinstance(every, int | float) or every < 0:
+        raise ConfigurationError(f"{where}: {key}.every_minutes must be 0 or more.")
+    texts = {name: section.get(name, "") for name in ("alias", "target")}
+    if not all(isinstance(value, str) for value in texts.values()):
+        raise ConfigurationError(f"{where}: {key}.alias and .target must be text.")
+    return DriftSource(
+        path=path, alias=texts["alias"] or "champion", target=texts["target"], every_minutes=every
+    )
 
 
 def parse_policy(

@@ -148,6 +148,15 @@ loop_passes = sa.Table(
 )
 
 
+drift_watermarks = sa.Table(
+    "drift_watermarks",
+    METADATA,
+    sa.Column("model", sa.String(512), primary_key=True),
+    sa.Column("last_batch", sa.String(1024), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def aware(moment: datetime) -> datetime:
     """A time read from the store, in UTC: SQLite hands back naive datetimes."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

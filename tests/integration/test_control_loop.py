@@ -7,6 +7,7 @@ session's MLflow server.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +20,15 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from services import alias_history
+from services import alias_history, audit
 from services.control_loop import PassReport, StepReport, loop_health, recent_passes, record_pass
 from services.leadership import FileLock
+from services.monitoring import MODEL_TAG, MONITORING_EXPERIMENT
 from services.processes import ServerProcess, start_scheduler
+from services.scheduled_drift import BATCH_ACTION, BATCH_TAG, watermark
 from services.settings import PROJECT_ROOT, load_settings
-from services.store import Store, open_store
+from services.store import Store, drift_watermarks, open_store
+from tests.conftest import monitoring_frame
 from tests.integration.test_promotion import make_model
 
 pytestmark = pytest.mark.integration
@@ -88,6 +92,7 @@ def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_ope
         "retraining",
         "external changes",
         "reconciliation",
+        "scheduled drift",
         "audit anchor",
     ]
     assert not [s for s in last.steps if s.problem], last.steps
@@ -155,3 +160,91 @@ def test_health_turns_late_after_three_missed_intervals(loop_store: Store) -> No
     assert not loop_health(loop_store, start + timedelta(seconds=60)).late
     assert loop_health(loop_store, start + timedelta(seconds=95)).late
     assert loop_health(loop_store, start + timedelta(seconds=95)).last is not None
+
+
+# -- scheduled drift monitoring -------------------------------------------------------------------
+
+
+def monitored_by_the_loop(loop_env: dict[str, str], model: str, folder: Path) -> dict[str, str]:
+    """``loop_env`` with ``folder`` as the model's source of batches."""
+    config = Path(loop_env["FLIGHTDECK_CONFIG"])
+    key = json.dumps(model)
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[monitoring.sources.{key}]\npath = "{folder}"\n')
+    return loop_env
+
+
+def drop_batches(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(names, start=10):
+        monitoring_frame(150, seed=seed, shift=0.5 * seed).to_parquet(folder / name, index=False)
+
+
+def batch_runs(mlflow_server: ServerProcess, model: str) -> list[str]:
+    """The batch names of the model's finished monitoring runs."""
+    client = MlflowClient(mlflow_server.url)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return sorted(
+        r.data.tags[BATCH_TAG]
+        for r in runs
+        if r.data.tags.get(MODEL_TAG) == model
+        and BATCH_TAG in r.data.tags
+        and r.info.status == "FINISHED"
+    )
+
+
+def test_each_dropped_batch_is_monitored_exactly_once_even_after_a_lost_watermark(
+    mlflow_server: ServerProcess,
+    monitored_model: str,
+    loop_env: dict[str, str],
+    loop_store: Store,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "batches"
+    env = monitored_by_the_loop(loop_env, monitored_model, folder)
+    drop_batches(folder, ["2026-12-01.parquet", "2026-12-02.parquet", "2026-12-03.parquet"])
+
+    assert one_pass(env).returncode == 0
+    assert one_pass(env).returncode == 0  # nothing new
+    three = ["2026-12-01.parquet", "2026-12-02.parquet", "2026-12-03.parquet"]
+    assert batch_runs(mlflow_server, monitored_model) == three
+
+    with loop_store.write() as connection:  # a crash after logging, before the watermark moved
+        connection.execute(drift_watermarks.delete())
+    drop_batches(folder, ["2026-12-04.parquet"])
+    assert one_pass(env).returncode == 0
+
+    assert batch_runs(mlflow_server, monitored_model) == [*three, "2026-12-04.parquet"]
+    assert watermark(loop_store, monitored_model)[0] == "2026-12-04.parquet"
+    with loop_store.read() as connection:
+        logged = audit.events(connection, actions=(BATCH_ACTION,))
+    assert sorted(e.details["batch"] for e in logged) == [*three, "2026-12-04.parquet"]
+
+
+def test_a_loop_killed_mid_batch_leaves_no_duplicate_and_no_gap_after_a_restart(
+    mlflow_server: ServerProcess,
+    monitored_model: str,
+    loop_env: dict[str, str],
+    loop_store: Store,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "batches"
+    env = monitored_by_the_loop(loop_env, monitored_model, folder)
+    names = [f"2026-11-{day:02d}.parquet" for day in range(1, 7)]
+    drop_batches(folder, names)
+    loop = start_scheduler(env, tmp_path / "loop.log", 1.0)
+    try:
+        deadline = time.monotonic() + 120
+        while not batch_runs(mlflow_server, monitored_model) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(loop.process.pid, signal.SIGKILL)  # mid-way through the six batches
+    finally:
+        loop.stop()
+    done_before = batch_runs(mlflow_server, monitored_model)
+    assert 0 < len(done_before) < len(names), "killed before the first or after the last batch"
+
+    assert one_pass(env).returncode == 0
+
+    assert batch_runs(mlflow_server, monitored_model) == names
