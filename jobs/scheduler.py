@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     inputs = PassInputs(
         gateway=gateway,
+        data_dir=settings.data_dir,
         backend=backend,
         job_env=job_environment(settings),
         anchor=anchor,

@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -83,6 +84,8 @@ class PassInputs:
     """What a pass needs besides the services, kept between passes by the caller."""
 
     gateway: TrackingGateway
+    data_dir: Path
+    """Flightdeck's data folder, for ``{data_dir}`` in a drift source's path."""
     backend: Backend
     job_env: dict[str, str]
     anchor: AuditAnchor
@@ -166,7 +169,9 @@ def _scheduled_drift(
     sources = services.governance.drift_sources
     if not sources:
         return "no [monitoring.sources] configured", ""
-    logged, problems = monitor_new_batches(inputs.gateway, services.store, sources, now)
+    logged, problems = monitor_new_batches(
+        inputs.gateway, services.store, sources, inputs.data_dir, now
+    )
     return f"{len(logged)} new batch(es) monitored", "; ".join(problems)
 
 

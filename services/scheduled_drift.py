@@ -37,10 +37,15 @@ BATCH_TAG = "flightdeck.batch"
 BATCH_ACTION = "monitoring.batch_logged"
 
 
-def batch_files(source: DriftSource) -> list[Path]:
+DATA_DIR_PLACEHOLDER = "{data_dir}"
+"""In a source's path, Flightdeck's data folder (``FLIGHTDECK_DATA_DIR``)."""
+
+
+def batch_files(source: DriftSource, data_dir: Path) -> list[Path]:
     """The source's batch files, in name order."""
-    folder = Path(source.path)
-    pattern = str(folder / "*") if folder.is_dir() else source.path
+    path = source.path.replace(DATA_DIR_PLACEHOLDER, str(data_dir))
+    folder = Path(path)
+    pattern = str(folder / "*") if folder.is_dir() else path
     found = (Path(p) for p in glob.glob(pattern))
     return sorted(
         (p for p in found if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES),
@@ -49,14 +54,18 @@ def batch_files(source: DriftSource) -> list[Path]:
 
 
 def monitor_new_batches(
-    gateway: TrackingGateway, store: Store, sources: Mapping[str, DriftSource], now: datetime
+    gateway: TrackingGateway,
+    store: Store,
+    sources: Mapping[str, DriftSource],
+    data_dir: Path,
+    now: datetime,
 ) -> tuple[list[str], list[str]]:
     """Monitor every source's batches after its watermark; (what was logged, what failed)."""
     logged: list[str] = []
     problems: list[str] = []
     for model, source in sorted(sources.items()):
         try:
-            logged += _monitor_model(gateway, store, model, source, now)
+            logged += _monitor_model(gateway, store, model, source, data_dir, now)
         except FlightdeckError as exc:
             problems.append(f"{model}: {exc}")
     return logged, problems
@@ -72,13 +81,18 @@ def watermark(store: Store, model: str) -> tuple[str | None, datetime | None]:
 
 
 def _monitor_model(
-    gateway: TrackingGateway, store: Store, model: str, source: DriftSource, now: datetime
+    gateway: TrackingGateway,
+    store: Store,
+    model: str,
+    source: DriftSource,
+    data_dir: Path,
+    now: datetime,
 ) -> list[str]:
     last, checked_at = watermark(store, model)
     if checked_at and now - checked_at < timedelta(minutes=source.every_minutes):
         return []
     logged: list[str] = []
-    for path in batch_files(source):
+    for path in batch_files(source, data_dir):
         if last is not None and path.name <= last:
             continue
         run_id = _logged_run(gateway, model, path.name)

@@ -248,3 +248,27 @@ def test_a_loop_killed_mid_batch_leaves_no_duplicate_and_no_gap_after_a_restart(
     assert one_pass(env).returncode == 0
 
     assert batch_runs(mlflow_server, monitored_model) == names
+
+
+def test_demo_traffic_is_monitored_by_the_next_pass(
+    mlflow_server: ServerProcess, monitored_model: str, loop_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = monitored_by_the_loop(
+        loop_env, monitored_model, Path("{data_dir}/traffic") / monitored_model
+    )
+    dropped = subprocess.run(
+        [sys.executable, "-m", "jobs.traffic", "--model", monitored_model, "--shift", "2"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    batch = Path(dropped.stdout.strip())
+    assert batch.parent == Path(env["FLIGHTDECK_DATA_DIR"]) / "traffic" / monitored_model
+
+    assert one_pass(env).returncode == 0
+
+    assert batch_runs(mlflow_server, monitored_model) == [batch.name]

@@ -8,6 +8,7 @@ import pytest
 
 from services.errors import ConfigurationError
 from services.governance import (
+    DriftSource,
     DriftThresholds,
     Gates,
     Governance,
@@ -162,3 +163,15 @@ def test_drift_thresholds_default_and_are_checked() -> None:
     for bad in ({"warning_share": 0.6, "alarm_share": 0.5}, {"consecutive": 0}, {"alarm": 1}):
         with pytest.raises(ConfigurationError, match="monitoring"):
             parse_governance({"monitoring": bad})
+
+
+def test_drift_sources_are_read_with_defaults_and_checked() -> None:
+    sources = parse_governance(
+        {"monitoring": {"sources": {'it\'s "x"': {"path": "/data/*.csv", "every_minutes": 5}}}}
+    ).drift_sources
+    assert sources == {'it\'s "x"': DriftSource("/data/*.csv", "champion", "", 5)}
+    shipped = load_governance(Path(__file__).resolve().parents[2] / "flightdeck.toml")
+    assert shipped.drift_sources["wine-classifier"].path == "{data_dir}/traffic/wine-classifier"
+    for bad in ({"path": ""}, {"path": "x", "every_minutes": -1}, {"path": "x", "folder": "y"}):
+        with pytest.raises(ConfigurationError, match=r"monitoring\.sources"):
+            parse_governance({"monitoring": {"sources": {"m": bad}}})
