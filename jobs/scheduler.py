@@ -24,7 +24,7 @@ from types import FrameType
 
 from services import promotion
 from services.audit_anchor import AuditAnchor, open_audited_store
-from services.control_loop import PassInputs, record_pass, run_pass
+from services.control_loop import RETRAINING, PassInputs, record_pass, run_pass
 from services.errors import FlightdeckError
 from services.governance import load_governance
 from services.leadership import leader_lock
@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except FlightdeckError as exc:
                     log.warning("keeping the previous policies: %s", exc)
                 report = run_pass(services, inputs, now, lock.holder, args.interval)
-                inputs = replace(inputs, last_check=now)
+                if report.completed(RETRAINING):  # else a schedule due now fires next pass
+                    inputs = replace(inputs, last_check=now)
                 for step in report.steps:
                     problem = f" ({step.problem})" if step.problem else ""
                     log.info("%s: %s%s", step.name, step.done, problem)

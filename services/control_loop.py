@@ -38,6 +38,7 @@ from services.scheduled_drift import monitor_new_batches
 from services.store import Store, aware, loop_passes
 from services.tracking import TrackingGateway
 
+RETRAINING = "retraining"
 EXTERNAL_CHANGES = "external changes"
 LATE_AFTER_INTERVALS = 3
 """The sidebar turns amber when no pass finished for this many intervals."""
@@ -67,6 +68,10 @@ class PassReport:
     @property
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+    def completed(self, name: str) -> bool:
+        """Whether the step called ``name`` ran to the end (possibly with partial problems)."""
+        return any(step.name == name and step.done for step in self.steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,7 @@ def run_pass(
 ) -> PassReport:
     """Run every step once, in order, and return what each did."""
     steps = (
-        _step("retraining", lambda: _retraining(services, inputs, now)),
+        _step(RETRAINING, lambda: _retraining(services, inputs, now)),
         _step(EXTERNAL_CHANGES, lambda: _external_changes(services)),
         _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
         _step("scheduled drift", lambda: _scheduled_drift(services, inputs, now)),
@@ -153,7 +158,7 @@ def _last_watched(store: Store) -> datetime | None:
     """When the newest pass that checked every model for external moves started."""
     for report in recent_passes(store, limit=10):
         step = next((s for s in report.steps if s.name == EXTERNAL_CHANGES), None)
-        if step is not None and step.done and not step.problem:
+        if step is not None and step.done and not step.problem:  # every model was read
             return report.started_at
     return None
 
