@@ -14,6 +14,7 @@ from services import admin, cache
 from services.control_loop import recent_passes
 from services.errors import FlightdeckError
 from services.formatting import escape_markdown
+from services.notifications import outbox
 from services.store import Store
 
 MODEL_KEY = "admin.model"
@@ -77,6 +78,15 @@ if store is not None:
             "(`make run` does).",
             icon=":material/sync_problem:",
         )
+
+    try:
+        sent = outbox(store, limit=20)
+    except FlightdeckError as exc:
+        sent = []
+        st.warning(escape_markdown(str(exc)))
+    if sent:
+        st.markdown("**Notifications** (newest first: each attempt is recorded, failures retried)")
+        st.dataframe(admin.outbox_table(sent), hide_index=True, width="stretch")
 
 st.subheader("Audit log")
 if store is None:

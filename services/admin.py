@@ -91,6 +91,23 @@ def passes_table(passes: Sequence[PassReport]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def outbox_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The newest notifications and how their delivery went (the webhook's URL is not shown)."""
+    return pd.DataFrame(
+        [
+            {
+                "Created": row["created_at"],
+                "Event": row["event"],
+                "Attempts": row["attempts"],
+                "Delivered": row["delivered_at"],
+                "Given up": row["given_up_at"],
+                "Last error": row["last_error"],
+            }
+            for row in rows
+        ]
+    )
+
+
 def model_of(subject: str) -> str | None:
     """The model an audit subject names (``model:<name>[/<alias|stage>:<target>]``), or None."""
     if not subject.startswith(_SUBJECT_PREFIX):

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services import audit
+from services import audit, notifications
 from services.aliases import SERVING_STAGES
 from services.promotion import EXECUTING, Registry, Services
 from services.records import AliasMove
@@ -126,6 +126,7 @@ def detect_external_changes(
             if last is not ... and last == current:
                 continue
             first_sight = last is ...
+            previous = None if last is ... else last
             audit.append(
                 connection,
                 actor="mlflow",
@@ -133,7 +134,7 @@ def detect_external_changes(
                 subject=audit.subject_for(model, target_kind, alias),
                 details={
                     "version": current,
-                    "previous": None if first_sight else last,
+                    "previous": previous,
                     "reason": "first seen by Flightdeck" if first_sight else _outside(since, now),
                     **({"since": since.isoformat()} if since and not first_sight else {}),
                 },
@@ -141,6 +142,15 @@ def detect_external_changes(
             )
             if not first_sight:
                 changed.append(alias)
+                if services.governance.webhook_url:
+                    notifications.enqueue(
+                        connection,
+                        "moved_outside_flightdeck",
+                        f"@{alias} of {model} was moved outside Flightdeck: "
+                        f"{_version_label(previous)} → {_version_label(current)}.",
+                        {"model": model, "target": alias, "previous": previous, "version": current},
+                        now,
+                    )
     return changed
 
 

@@ -9,7 +9,9 @@ failing does not stop the next):
 3. **Reconciliation**: requests stuck ``executing``, overdue requests.
 4. **Scheduled drift**: each new batch of every ``[monitoring.sources]`` model, exactly once
    (:mod:`services.scheduled_drift`).
-5. **Audit anchor**: the audit log's newest event, anchored in MLflow.
+5. **Notifications**: the outbox's due webhooks, retried with backoff
+   (:mod:`services.notifications`); steps 1, 2 and 4 record what they tell.
+6. **Audit anchor**: the audit log's newest event, anchored in MLflow.
 
 Only the holder of the leader lock (:mod:`services.leadership`) runs passes, so several
 replicas may each start a loop. The holder records each pass (its heartbeat) in the store;
@@ -19,22 +21,24 @@ replicas may each start a loop. The holder records each pass (its heartbeat) in 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from services import promotion
+from services import notifications, promotion
 from services.alias_history import detect_external_changes
 from services.audit_anchor import AuditAnchor, anchor_audit_head
 from services.errors import FlightdeckError
-from services.retraining.base import Backend
+from services.monitoring import RED, drift_status, monitoring_runs
+from services.retraining.base import RUNNING, SUCCEEDED, Backend
+from services.retraining.jobs import RetrainingJob
 from services.retraining.loop import follow_jobs
 from services.retraining.policy import FIRED
 from services.retraining.scheduler import run_policies
-from services.scheduled_drift import monitor_new_batches
+from services.scheduled_drift import monitor_model
 from services.store import Store, aware, loop_passes
 from services.tracking import TrackingGateway
 
@@ -108,6 +112,7 @@ def run_pass(
         _step(EXTERNAL_CHANGES, lambda: _external_changes(services)),
         _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
         _step("scheduled drift", lambda: _scheduled_drift(services, inputs, now)),
+        _step("notifications", lambda: _notifications(services, now)),
         _step("audit anchor", lambda: _anchor(services.store, inputs.anchor)),
     )
     return PassReport(holder, now, _clock(now), interval_s, steps)
@@ -129,6 +134,8 @@ def _step(name: str, action: Callable[[], str | tuple[str, str]]) -> StepReport:
 
 def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
     followed = follow_jobs(services, inputs.backend)
+    for job in followed:
+        _tell_about_job(services, job, now)
     decisions = run_policies(
         services, inputs.backend, inputs.job_env, last_check=inputs.last_check, now=now
     )
@@ -136,6 +143,21 @@ def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime)
     return (
         f"{len(followed)} job(s) changed, {len(decisions)} decision(s), {fired} retrain(s) started"
     )
+
+
+def _tell_about_job(services: promotion.Services, job: RetrainingJob, now: datetime) -> None:
+    """A retrain started (now running), or finished or failed (now judged): once each."""
+    if job.status == RUNNING and job.outcome is None:
+        event = "retrain_started"
+    elif job.outcome is not None:
+        event = "retrain_finished" if job.status == SUCCEEDED else "retrain_failed"
+    else:
+        return
+    text = f"Retraining of {job.model} (job {job.job_id[:8]}): {event.split('_')[1]}." + (
+        f" {job.outcome}" if job.outcome else ""
+    )
+    details = {"model": job.model, "job_id": job.job_id, "status": job.status}
+    _tell(services, event, text, details, now)
 
 
 def _external_changes(services: promotion.Services) -> tuple[str, str]:
@@ -174,10 +196,47 @@ def _scheduled_drift(
     sources = services.governance.drift_sources
     if not sources:
         return "no [monitoring.sources] configured", ""
-    logged, problems = monitor_new_batches(
-        inputs.gateway, services.store, sources, inputs.data_dir, now
-    )
+    logged: list[str] = []
+    problems: list[str] = []
+    for model, source in sorted(sources.items()):
+        try:
+            before = _in_alarm(services, inputs.gateway, model)
+            new = monitor_model(inputs.gateway, services.store, model, source, inputs.data_dir, now)
+            if new and _in_alarm(services, inputs.gateway, model) != before:
+                _tell(services, "drift_alarm_cleared" if before else "drift_alarm_raised",
+                      f"Drift alarm {'cleared' if before else 'raised'} for {model}.",
+                      {"model": model}, now)  # fmt: skip
+            logged += new
+        except FlightdeckError as exc:
+            problems.append(f"{model}: {exc}")
     return f"{len(logged)} new batch(es) monitored", "; ".join(problems)
+
+
+def _in_alarm(services: promotion.Services, gateway: TrackingGateway, model: str) -> bool:
+    status = drift_status(monitoring_runs(gateway, model), services.governance.drift)
+    return status.level == RED
+
+
+def _tell(
+    services: promotion.Services,
+    event: str,
+    text: str,
+    details: Mapping[str, object],
+    now: datetime,
+) -> None:
+    """Record a notification when a webhook is configured; the notifications step delivers it."""
+    if services.governance.webhook_url:
+        with services.store.write() as connection:
+            notifications.enqueue(connection, event, text, details, now)
+
+
+def _notifications(services: promotion.Services, now: datetime) -> tuple[str, str]:
+    url = services.governance.webhook_url
+    if not url:
+        return "no webhook configured", ""
+    # Now, not the pass's start: what the steps before recorded is due too.
+    delivered, failed = notifications.deliver_due(services.store, url, _clock(now))
+    return f"{delivered} delivered", f"{failed} failed, retried later" if failed else ""
 
 
 def _anchor(store: Store, anchor: AuditAnchor) -> str:

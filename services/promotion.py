@@ -22,6 +22,7 @@ call can take, by reading where the target points now; :func:`retry` after an am
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from services import audit
+from services import audit, notifications
 from services.aliases import CHALLENGER, CHAMPION, LEGACY_STAGES, PRODUCTION_TARGETS
 from services.auth import POLICY_SOURCE, Action, Identity, person_key, require
 from services.errors import (
@@ -45,7 +46,6 @@ from services.errors import (
 from services.gates import evaluate_gates
 from services.governance import Governance
 from services.monitoring import RunReader
-from services.notifications import post_webhook
 from services.records import Experiment, ModelVersionSummary, RegisteredModel, Run
 from services.store import Store, audit_events, promotion_decisions, promotion_requests
 
@@ -844,10 +844,20 @@ def _mirror_tags(request: PromotionRequest) -> dict[str, str]:
 
 
 def _notify(services: Services, event: str, request: PromotionRequest, actor: str) -> None:
+    """Record the step in the outbox and try to deliver it at once; the control loop retries.
+    Never raises: a notification must not undo or block a promotion."""
     if services.notify is not None:
         services.notify(event, request, actor)
-    elif services.governance.webhook_url:
-        post_webhook(services.governance.webhook_url, event, request, actor)
+        return
+    url = services.governance.webhook_url
+    if not url:
+        return
+    now = datetime.now(UTC)
+    text, details = notifications.promotion_text(event, request, actor)
+    with contextlib.suppress(FlightdeckError):
+        with services.store.write() as connection:
+            notifications.enqueue(connection, event, text, details, now)
+        notifications.deliver_due(services.store, url, now)
 
 
 class _AlreadyRequested(Exception):

@@ -65,7 +65,7 @@ def monitor_new_batches(
     problems: list[str] = []
     for model, source in sorted(sources.items()):
         try:
-            logged += _monitor_model(gateway, store, model, source, data_dir, now)
+            logged += monitor_model(gateway, store, model, source, data_dir, now)
         except FlightdeckError as exc:
             problems.append(f"{model}: {exc}")
     return logged, problems
@@ -80,7 +80,7 @@ def watermark(store: Store, model: str) -> tuple[str | None, datetime | None]:
     return (None, None) if row is None else (row.last_batch or None, aware(row.checked_at))
 
 
-def _monitor_model(
+def monitor_model(
     gateway: TrackingGateway,
     store: Store,
     model: str,
@@ -88,6 +88,7 @@ def _monitor_model(
     data_dir: Path,
     now: datetime,
 ) -> list[str]:
+    """Monitor ``model``'s batches after its watermark; the batches logged, as "model: file"."""
     last, checked_at = watermark(store, model)
     if checked_at and now - checked_at < timedelta(minutes=source.every_minutes):
         return []

@@ -157,6 +157,21 @@ drift_watermarks = sa.Table(
 )
 
 
+notifications = sa.Table(
+    "notifications",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("given_up_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+)
+
+
 def aware(moment: datetime) -> datetime:
     """A time read from the store, in UTC: SQLite hands back naive datetimes."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -12,19 +12,25 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 
-from services import alias_history, audit
+from services import alias_history, audit, notifications
+from services.auth import Identity
 from services.control_loop import PassReport, StepReport, loop_health, recent_passes, record_pass
 from services.leadership import FileLock
 from services.monitoring import MODEL_TAG, MONITORING_EXPERIMENT
 from services.processes import ServerProcess, start_scheduler
+from services.retraining import jobs
+from services.retraining.engines import backend_for
 from services.scheduled_drift import BATCH_ACTION, BATCH_TAG, watermark
 from services.settings import PROJECT_ROOT, load_settings
 from services.store import Store, drift_watermarks, open_store
@@ -93,6 +99,7 @@ def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_ope
         "external changes",
         "reconciliation",
         "scheduled drift",
+        "notifications",
         "audit anchor",
     ]
     assert not [s for s in last.steps if s.problem], last.steps
@@ -272,3 +279,114 @@ def test_demo_traffic_is_monitored_by_the_next_pass(
     assert one_pass(env).returncode == 0
 
     assert batch_runs(mlflow_server, monitored_model) == [batch.name]
+
+
+# -- notifications --------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver on loopback that answers 500 to its first ``failures`` posts."""
+
+    def __init__(self, failures: int) -> None:
+        receiver = self
+        self.received: list[dict[str, Any]] = []
+        self.failures = failures
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                failing = receiver.failures > 0
+                receiver.failures -= 1
+                if not failing:
+                    receiver.received.append(body)
+                self.send_response(500 if failing else 200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def with_webhook(loop_env: dict[str, str], url: str) -> dict[str, str]:
+    config = Path(loop_env["FLIGHTDECK_CONFIG"])
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('webhook_url = ""', f'webhook_url = "{url}"', 1), "utf-8")
+    return loop_env
+
+
+def test_an_outside_move_reaches_the_webhook_after_a_failed_delivery_is_retried(
+    client: MlflowClient, loop_env: dict[str, str], loop_store: Store, unique_name: str
+) -> None:
+    receiver = Receiver(failures=1)
+    try:
+        env = with_webhook(loop_env, receiver.url)
+        make_model(client, unique_name, [0.8, 0.85])
+        assert one_pass(env).returncode == 0
+        client.set_registered_model_alias(unique_name, "champion", "2")
+        assert one_pass(env).returncode == 0  # recorded, posted, refused with a 500
+
+        (row,) = [r for r in notifications.outbox(loop_store) if unique_name in r["payload"]]
+        assert (row["attempts"], row["delivered_at"]) == (1, None)
+        assert "500" in row["last_error"]
+        later = datetime.now(UTC) + notifications.FIRST_RETRY + timedelta(seconds=1)
+        assert notifications.deliver_due(loop_store, receiver.url, later) == (1, 0)
+        assert notifications.deliver_due(loop_store, receiver.url, later) == (0, 0)  # once
+    finally:
+        receiver.close()
+    (message,) = receiver.received
+    assert message["flightdeck"]["event"] == "moved_outside_flightdeck"
+    assert message["flightdeck"]["model"] == unique_name
+    assert f"@champion of {unique_name} was moved outside Flightdeck: v1 → v2" in message["text"]
+
+
+def test_a_notification_that_keeps_failing_is_given_up_with_its_error(loop_store: Store) -> None:
+    receiver = Receiver(failures=1000)
+    now = datetime.now(UTC)
+    try:
+        with loop_store.write() as connection:
+            notifications.enqueue(connection, "drift_alarm_raised", "Drift alarm", {}, now)
+        for attempt in range(notifications.MAX_ATTEMPTS):
+            assert notifications.deliver_due(loop_store, receiver.url, now) == (0, 1), attempt
+            now += notifications.LONGEST_WAIT
+    finally:
+        receiver.close()
+    (row,) = notifications.outbox(loop_store)
+    assert row["attempts"] == notifications.MAX_ATTEMPTS and row["given_up_at"] is not None
+    assert notifications.deliver_due(loop_store, receiver.url, now) == (0, 0)
+
+
+def test_a_pass_tells_the_webhook_about_a_raised_drift_alarm_and_a_finished_retrain(
+    monitored_model: str, loop_env: dict[str, str], loop_store: Store, tmp_path: Path
+) -> None:
+    receiver = Receiver(failures=0)
+    try:
+        folder = tmp_path / "batches"
+        env = with_webhook(monitored_by_the_loop(loop_env, monitored_model, folder), receiver.url)
+        drop_batches(folder, ["2026-10-01.parquet", "2026-10-02.parquet"])  # both drift
+        settings = load_settings(env)
+        jobs.submit_retraining(
+            loop_store,
+            backend_for(settings),
+            Identity("omar", True, "operator"),
+            model=monitored_model,
+            trigger="manual",
+            params={},
+            idempotency_key=f"notify-{monitored_model}",
+            command_for=lambda _job_id: [sys.executable, "-c", "print('trained')"],
+        )
+        time.sleep(1)  # the job's process ends
+
+        assert one_pass(env).returncode == 0
+    finally:
+        receiver.close()
+    events = [m["flightdeck"]["event"] for m in receiver.received]
+    assert events.count("drift_alarm_raised") == 1, events
+    assert events.count("retrain_finished") == 1, events
+    assert all(m["flightdeck"]["model"] == monitored_model for m in receiver.received)
