@@ -73,6 +73,13 @@ def own_audit_anchor(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real MLflow tracking server with a temporary SQLite store, stopped by its PID."""
+    yield from own_mlflow_server(tmp_path_factory)
+
+
+def own_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A new MLflow server. A module whose models would change what other tests see on the
+    shared server (red drift puts a model first on the Overview) overrides ``mlflow_server``
+    with one of its own, at module scope."""
     data_dir = tmp_path_factory.mktemp("mlflow")
     server = start_mlflow_server(data_dir, free_port())
     yield server

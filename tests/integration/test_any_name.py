@@ -7,6 +7,7 @@ client-side narrowing would show the neighbour's versions, drift or runs as its 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,13 +16,21 @@ from mlflow import MlflowClient
 from services import alias_history, filters, promotion
 from services.drift import compute_drift
 from services.monitoring import log_monitoring_run, monitoring_runs
+from services.processes import ServerProcess
 from services.promotion import Services
 from services.store import Store
 from services.tracking import TrackingGateway
-from tests.conftest import monitoring_frame
+from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.test_promotion import APPROVER, governance, make_model, open_request
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's own server: its models (odd names, red drift) stay out of the shared one."""
+    yield from own_mlflow_server(tmp_path_factory)
+
 
 UNQUOTABLE = {
     "both quotes": """it's a "{}" model""",

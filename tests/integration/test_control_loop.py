@@ -34,10 +34,16 @@ from services.retraining.engines import backend_for
 from services.scheduled_drift import BATCH_ACTION, BATCH_TAG, watermark
 from services.settings import PROJECT_ROOT, load_settings
 from services.store import Store, drift_watermarks, open_store
-from tests.conftest import monitoring_frame
+from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.test_promotion import make_model
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's own server: its models (odd names, red drift) stay out of the shared one."""
+    yield from own_mlflow_server(tmp_path_factory)
 
 
 @pytest.fixture

@@ -27,10 +27,16 @@ from services.monitoring import log_monitoring_run
 from services.processes import ServerProcess, free_port
 from services.settings import load_settings
 from services.tracking import TrackingGateway
-from tests.conftest import monitoring_frame
+from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.conftest import app_as
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's own server: its models (odd names, red drift) stay out of the shared one."""
+    yield from own_mlflow_server(tmp_path_factory)
 
 
 class OneBrokenEntity:

@@ -7,8 +7,13 @@ import streamlit as st
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
+from services.alias_history import detect_external_changes
+from services.governance import load_governance
 from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from services.promotion import Services
+from services.settings import PROJECT_ROOT, load_settings
+from services.store import open_store
+from services.tracking import TrackingGateway
 from tests.integration.test_promotion import make_model
 
 
@@ -88,12 +93,19 @@ def test_rolling_back_staging_from_the_model_page_prefills_staging_not_champion(
 ) -> None:
     client = MlflowClient(mlflow_server.url)
     make_model(client, unique_name, [0.80, 0.85, 0.90])
+    settings = load_settings()
+    services = Services(
+        open_store(settings.store_url),
+        TrackingGateway(settings),
+        load_governance(settings.governance_path),
+    )
     client.set_registered_model_alias(unique_name, "staging", "2")
-    model_page = promotions_page("ada", name=unique_name)  # records where @staging starts
-    model_page.switch_page("pages/model.py").run()
+    detect_external_changes(services, unique_name)  # a control loop pass: where @staging starts
     client.set_registered_model_alias(unique_name, "staging", "3")  # moved since
-    st.cache_data.clear()
-    model_page.run()
+    detect_external_changes(services, unique_name)  # the next pass
+    services.store.engine.dispose()
+    model_page = promotions_page("ada", name=unique_name)
+    model_page.switch_page("pages/model.py").run()
     assert not model_page.exception, model_page.exception
     links = [link for link in model_page.get("page_link") if "Roll back" in link.proto.label]
     assert [link.proto.label for link in links] == ["Roll back @staging to v2"]
