@@ -36,7 +36,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.redaction import NO_SECRETS, Redactor
-from services.store import AUDIT_APPENDED_INFO, AUDIT_KEY_INFO, REDACTOR_INFO, audit_events
+from services.store import (
+    AUDIT_APPENDED_INFO,
+    AUDIT_KEY_INFO,
+    REDACTOR_INFO,
+    audit_events,
+    aware,
+)
 
 GENESIS = "0" * 64
 """The link of the first event."""
@@ -313,7 +319,7 @@ def _hash(event: AuditEvent, key: bytes | None) -> str:
 
 
 def _event(row: Any) -> AuditEvent:
-    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)  # SQLite drops the zone
+    at = aware(row.at)
     return AuditEvent(
         seq=row.seq,
         at=at,

@@ -47,7 +47,7 @@ from services.gates import evaluate_gates
 from services.governance import Governance
 from services.monitoring import RunReader
 from services.records import Experiment, ModelVersionSummary, RegisteredModel, Run
-from services.store import Store, audit_events, promotion_decisions, promotion_requests
+from services.store import Store, audit_events, aware, promotion_decisions, promotion_requests
 
 if TYPE_CHECKING:
     from services.records import ModelSignature
@@ -891,7 +891,7 @@ def _expire_overdue(connection: Connection, now: datetime) -> None:
             action="promotion.expired",
             subject=audit.subject_for(row.model, row.target_kind, row.target),
             request_id=row.id,
-            details={"expires_at": _aware(row.expires_at).isoformat()},
+            details={"expires_at": aware(row.expires_at).isoformat()},
             now=now,
         )
 
@@ -941,7 +941,7 @@ def _decisions(
     found: dict[str, list[Decision]] = {}
     for row in rows:
         found.setdefault(row.request_id, []).append(
-            Decision(row.decided_by, row.decision == "approve", row.comment, _aware(row.decided_at))
+            Decision(row.decided_by, row.decision == "approve", row.comment, aware(row.decided_at))
         )
     return {key: tuple(value) for key, value in found.items()}
 
@@ -958,19 +958,15 @@ def _request(row: Any, decisions: Sequence[Decision]) -> PromotionRequest:
         reason=row.reason,
         rollback_plan=row.rollback_plan,
         requested_by=row.requested_by,
-        requested_at=_aware(row.requested_at),
-        expires_at=_aware(row.expires_at),
+        requested_at=aware(row.requested_at),
+        expires_at=aware(row.expires_at),
         status=row.status,
         status_reason=row.status_reason or "",
-        updated_at=_aware(row.updated_at),
+        updated_at=aware(row.updated_at),
         override_by=row.override_by,
         override_reason=row.override_reason,
         decisions=tuple(decisions),
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def _now(now: datetime | None) -> datetime:

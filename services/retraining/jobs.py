@@ -38,7 +38,7 @@ from services.retraining.base import (
     Backend,
     EngineStatus,
 )
-from services.store import Store, retraining_jobs
+from services.store import Store, aware, retraining_jobs
 
 SYSTEM_ACTOR = "flightdeck"
 """The actor of status changes Flightdeck observes rather than a person causing them."""
@@ -473,9 +473,9 @@ def _job(row: Any) -> RetrainingJob:
         params=json.loads(row.params),
         status=row.status,
         exit_code=row.exit_code,
-        created_at=_aware(row.created_at),
-        started_at=_aware(row.started_at) if row.started_at else None,
-        ended_at=_aware(row.ended_at) if row.ended_at else None,
+        created_at=aware(row.created_at),
+        started_at=aware(row.started_at) if row.started_at else None,
+        ended_at=aware(row.ended_at) if row.ended_at else None,
         status_reason=row.status_reason or "",
         mlflow_run_id=row.mlflow_run_id,
         new_version=row.new_version,
@@ -483,10 +483,6 @@ def _job(row: Any) -> RetrainingJob:
         outcome=row.outcome,
         promotion_request_id=row.promotion_request_id,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def _now(now: datetime | None) -> datetime:

@@ -25,7 +25,7 @@ from services.retraining.cron import CronSchedule
 from services.retraining.engines import training_command
 from services.retraining.jobs import list_jobs, submit_retraining
 from services.retraining.policy import BLOCKED, DecayBaseline, PolicyDecision, decide
-from services.store import policy_decisions
+from services.store import aware, policy_decisions
 
 SCHEDULER = Identity("flightdeck-scheduler", True, role="operator", source=POLICY_SOURCE)
 """The identity automatic retrains run as: an operator, named as the system it is."""
@@ -121,7 +121,7 @@ def recent_decisions(services: promotion.Services, limit: int = 100) -> list[Pol
     return [
         PolicyDecision(
             model=row.model,
-            at=row.decided_at if row.decided_at.tzinfo else row.decided_at.replace(tzinfo=UTC),
+            at=aware(row.decided_at),
             trigger=row.trigger,
             outcome=row.outcome,
             reason=row.reason,
