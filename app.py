@@ -13,20 +13,9 @@ from typing import NoReturn
 import streamlit as st
 
 from services import cache
-from services.auth import (
-    DEVELOPMENT,
-    OIDC,
-    PROXY,
-    Action,
-    identity_source,
-    require,
-    resolve_identity,
-)
-from services.charts import APP_THEME
-from services.errors import ConfigurationError, FlightdeckError, PermissionDenied
-from services.formatting import ago, escape_markdown
-from services.governance import load_governance
-from services.links import (
+from services.core.errors import ConfigurationError, FlightdeckError, PermissionDenied
+from services.core.formatting import ago, escape_markdown
+from services.core.links import (
     ADMIN_PAGE,
     ADMIN_URL_PATH,
     COMPARE_PAGE,
@@ -51,7 +40,18 @@ from services.links import (
     RUNS_URL_PATH,
     present_settings,
 )
-from services.settings import load_settings
+from services.core.settings import load_settings
+from services.experiments.charts import APP_THEME
+from services.governance.auth import (
+    DEVELOPMENT,
+    OIDC,
+    PROXY,
+    Action,
+    identity_source,
+    require,
+    resolve_identity,
+)
+from services.governance.config import load_governance
 
 presenting = present_settings(cache.read_query())[0]  # ?present=1: a meeting-room screen
 FAVICON = (  # inline SVG, served as a data URI: an icon name would be fetched from Google's CDN

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from services.processes import CHROMIUM_ARGS
+from services.core.processes import CHROMIUM_ARGS
 
 VIEWPORT = {"width": 1600, "height": 1000}
 VISIT_TIMEOUT_MS = 120_000

@@ -1,7 +1,8 @@
 """Drift monitoring benchmark: ``python -m bench.drift`` (run by ``make bench``).
 
 Seeds its own store under ``bench/.store-drift/`` once (90 daily monitoring runs of 30 columns
-and one batch of 50 columns, written with :func:`services.monitoring.log_monitoring_run`), serves
+and one batch of 50 columns, written with :func:`services.monitoring.runs.log_monitoring_run`),
+serves
 it with a fresh ``mlflow server`` on a free loopback port, and times three targets against raw
 baselines measured in the same run, medians of 5:
 
@@ -35,8 +36,12 @@ from mlflow.tracking import MlflowClient
 
 from bench.report import Target, ratio_target, seconds_target, targets_table, timings_table
 from bench.timing import REPETITIONS, Action, Timing, time_alternately
-from services import filters
-from services.drift import (
+from services.core import filters
+from services.core.conventions import MODEL_TAG, MONITORING_EXPERIMENT
+from services.core.gateway import TrackingGateway
+from services.core.processes import free_port, start_mlflow_server
+from services.core.settings import PROJECT_ROOT, load_settings
+from services.monitoring.drift import (
     CATEGORICAL,
     DEFAULT_MAX_ROWS,
     DEFAULT_SEED,
@@ -49,18 +54,13 @@ from services.drift import (
     compute_drift,
     summary_table,
 )
-from services.monitoring import (
-    MODEL_TAG,
-    MONITORING_EXPERIMENT,
+from services.monitoring.runs import (
     SUMMARY_PATH,
     load_summary,
     log_monitoring_run,
     monitoring_runs,
     scores_frame,
 )
-from services.processes import free_port, start_mlflow_server
-from services.settings import PROJECT_ROOT, load_settings
-from services.tracking import TrackingGateway
 
 STORE_DIR = PROJECT_ROOT / "bench" / ".store-drift"
 SEEDED_MARKER = STORE_DIR / "seeded.json"

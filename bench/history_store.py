@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from bench.store import MARKER_NAME, NEWEST_RUN_AT, Progress, SeededStore
-from services.processes import free_port, start_mlflow_server
+from services.core.processes import free_port, start_mlflow_server
 
 HISTORY_EXPERIMENT_NAME = "bench-history"
 HISTORY_KEY = "history"

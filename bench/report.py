@@ -165,8 +165,9 @@ Written by `make bench` (`python -m bench.run`) on {results.recorded_at:%Y-%m-%d
 {results.server_version}), Streamlit {version("streamlit")}, pandas {version("pandas")}, \
 Playwright {version("playwright")} driving Debian's chromium (headless)
 - Server: `mlflow server` on SQLite with 1 worker on loopback, started by
-  `services.processes.start_mlflow_server`; the dashboard is `streamlit run app.py` started by
-  `services.processes.start_dashboard` against it. Browser, dashboard and server share the 2 cores.
+  `services.core.processes.start_mlflow_server`; the dashboard is `streamlit run app.py` started by
+  `services.core.processes.start_dashboard` against it. Browser, dashboard and server share the 2
+  cores.
 
 ## Store
 

@@ -41,11 +41,11 @@ from bench.report import (
 )
 from bench.store import SeededStore, ensure_store
 from bench.timing import REPETITIONS, Timing, time_repeatedly
-from services.experiments import experiments_table
-from services.processes import free_port, start_dashboard, start_mlflow_server
-from services.runs import column_catalog, default_columns, runs_frame
-from services.settings import CREDENTIAL_VARIABLES, PROJECT_ROOT, load_settings
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import free_port, start_dashboard, start_mlflow_server
+from services.core.settings import CREDENTIAL_VARIABLES, PROJECT_ROOT, load_settings
+from services.experiments.listing import experiments_table
+from services.experiments.runs import column_catalog, default_columns, runs_frame
 
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.md"
 DASHBOARD_LOG = PROJECT_ROOT / "bench" / ".store" / "dashboard.log"

@@ -16,11 +16,13 @@ from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from bench.timing import REPETITIONS, Action, Timing, time_alternately, time_repeatedly
-from services.charts import history_chart, run_colors
-from services.history import history_series
-from services.links import RunsView
-from services.records import Run
-from services.runs import (
+from services.core.gateway import BULK_HISTORY_PATH, HISTORY_POINTS, TrackingGateway
+from services.core.links import RunsView
+from services.core.records import Run
+from services.core.settings import PROJECT_ROOT
+from services.experiments.charts import history_chart, run_colors
+from services.experiments.history import history_series
+from services.experiments.runs import (
     RunLoader,
     build_search,
     column_catalog,
@@ -29,8 +31,6 @@ from services.runs import (
     first_page,
     runs_frame,
 )
-from services.settings import PROJECT_ROOT
-from services.tracking import BULK_HISTORY_PATH, HISTORY_POINTS, TrackingGateway
 
 APP_PATH = PROJECT_ROOT / "app.py"
 RUNS_PAGE_PATH = "pages/runs.py"

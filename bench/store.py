@@ -1,6 +1,6 @@
 """The benchmark's MLflow store: one experiment of 10,000 runs, seeded once and cached on disk.
 
-The store lives in ``bench/.store/`` laid out as :func:`services.processes.start_mlflow_server`
+The store lives in ``bench/.store/`` laid out as :func:`services.core.processes.start_mlflow_server`
 expects it: ``mlflow.db`` (SQLite) and ``artifacts/``. Seeding goes in three steps:
 
 1. The real server creates the database and the experiment, so the schema, the Default
@@ -34,7 +34,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from services.processes import free_port, start_mlflow_server
+from services.core.processes import free_port, start_mlflow_server
 
 STORE_DIR = Path(__file__).resolve().parent / ".store"
 EXPERIMENT_NAME = "bench-10k"

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 from bench.browser import Condition, open_page, timed_visit, wait_for_streamlit
 from bench.memory import tree_rss_mb
 from bench.timing import REPETITIONS, Timing
-from services.processes import ServerProcess
+from services.core.processes import ServerProcess
 
 RUN_NAME = re.compile(r"-s\d{3}-t\d{2}$")
 """Run names of the 10,000-run experiment, e.g. ``xgboost-s199-t45``."""

@@ -1,7 +1,7 @@
 """Check and read the audit log from a shell: ``python -m jobs.audit verify|show|anchor``.
 
 ``verify`` walks the whole hash chain of the application store's audit log, then compares its
-end with the head anchored in MLflow (see ``services/audit_anchor.py``)::
+end with the head anchored in MLflow (see ``services/governance/audit_anchor.py``)::
 
     python -m jobs.audit verify
     Audit log intact: 42 events checked. Anchor: event 42 matches the anchor of ...  (exit 0)
@@ -34,12 +34,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from services import admin
-from services.audit_anchor import AuditAnchor, anchor_audit_head, open_audited_store
-from services.errors import AuditError, FlightdeckError
-from services.settings import load_settings
-from services.store import Store
-from services.tracking import TrackingGateway
+from services.core.errors import AuditError, FlightdeckError
+from services.core.gateway import TrackingGateway
+from services.core.settings import load_settings
+from services.core.store import Store
+from services.governance import admin
+from services.governance.audit_anchor import AuditAnchor, anchor_audit_head, open_audited_store
 
 SHOW_DEFAULT_LIMIT = 50
 EXIT_OK, EXIT_BROKEN, EXIT_UNUSABLE, EXIT_ANCHOR_NOT_CHECKED = 0, 1, 2, 3

@@ -2,7 +2,7 @@
 
 The current data is compared with the reference sample logged by the training run of the version
 an alias points at (``@champion`` by default), with Evidently's ``DataDriftPreset``; each batch
-becomes a run of the ``flightdeck-monitoring`` experiment (see :mod:`services.monitoring`)::
+becomes a run of the ``flightdeck-monitoring`` experiment (see :mod:`services.monitoring.runs`)::
 
     python -m jobs.monitor --model wine-classifier --data batch.parquet
     python -m jobs.monitor --model wine-classifier --data batches/          # a run per file
@@ -32,19 +32,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from services.aliases import CHAMPION
-from services.drift import (
-    DEFAULT_MAX_ROWS,
-    TABLE_SUFFIXES,
-    DriftResult,
-    compute_drift,
-    read_sql,
-    read_table,
-)
-from services.errors import ConfigurationError, DriftError, FlightdeckError
-from services.monitoring import log_monitoring_run, reference_for
-from services.settings import load_settings
-from services.tracking import TrackingGateway
+from services.core.conventions import CHAMPION
+from services.core.errors import ConfigurationError, DriftError, FlightdeckError
+from services.core.gateway import TrackingGateway
+from services.core.settings import load_settings
+from services.monitoring.drift import DEFAULT_MAX_ROWS, DriftResult, compute_drift
+from services.monitoring.readers import TABLE_SUFFIXES, read_sql, read_table
+from services.monitoring.runs import log_monitoring_run, reference_for
 
 EXIT_OK, EXIT_TRACKING, EXIT_INPUT = 0, 1, 2
 DAY = timedelta(days=1)

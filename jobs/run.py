@@ -13,15 +13,15 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-from services.errors import FlightdeckError
-from services.processes import (
+from services.core.errors import FlightdeckError
+from services.core.processes import (
     ServerProcess,
     port_in_use,
     start_dashboard,
     start_mlflow_server,
     start_scheduler,
 )
-from services.settings import Settings, load_settings, mlflow_client_environment
+from services.core.settings import Settings, load_settings, mlflow_client_environment
 
 SEEDED_MARKER = "demo-seeded"
 

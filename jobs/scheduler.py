@@ -2,7 +2,7 @@
 
 At start-up it marks the jobs no engine runs any more as lost; then, every ``--interval``
 seconds, it tries the leader lock and, when it holds it, runs one pass of
-:mod:`services.control_loop` (retraining, external alias moves, reconciliation, the audit
+:mod:`services.control_loop.passes` (retraining, external alias moves, reconciliation, the audit
 anchor) and records the pass as its heartbeat. Start one on every replica: only the leader acts,
 and another takes over within an interval when it dies. ``--once`` runs a single pass.
 
@@ -22,16 +22,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from services import promotion
-from services.audit_anchor import AuditAnchor, open_audited_store
-from services.control_loop import RETRAINING, PassInputs, record_pass, run_pass
-from services.errors import FlightdeckError
-from services.governance import load_governance
-from services.leadership import leader_lock
+from services.control_loop.leadership import leader_lock
+from services.control_loop.passes import RETRAINING, PassInputs, record_pass, run_pass
+from services.core.errors import FlightdeckError
+from services.core.gateway import TrackingGateway
+from services.core.settings import apply_mlflow_environment, load_settings
+from services.governance import promotion
+from services.governance.audit_anchor import AuditAnchor, open_audited_store
+from services.governance.config import load_governance
 from services.retraining.engines import backend_for, job_environment
 from services.retraining.jobs import mark_lost_at_startup
-from services.settings import apply_mlflow_environment, load_settings
-from services.tracking import TrackingGateway
 
 DEFAULT_INTERVAL_S = 30.0
 

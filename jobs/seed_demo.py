@@ -56,17 +56,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from services import filters
-from services.aliases import CHALLENGER, CHAMPION
-from services.drift import DriftResult, compute_drift
-from services.monitoring import (
-    MODEL_TAG,
-    MONITORING_EXPERIMENT,
-    log_monitoring_run,
-    reference_for_version,
-)
-from services.settings import apply_mlflow_environment, load_settings
-from services.tracking import TrackingGateway
+from services.core import filters
+from services.core.conventions import CHALLENGER, CHAMPION, MODEL_TAG, MONITORING_EXPERIMENT
+from services.core.gateway import TrackingGateway
+from services.core.settings import apply_mlflow_environment, load_settings
+from services.monitoring.drift import DriftResult, compute_drift
+from services.monitoring.runs import log_monitoring_run, reference_for_version
 
 SEED_TAG = "flightdeck.demo_seed"
 SEED_COMPLETE = "complete"

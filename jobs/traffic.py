@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from services.aliases import CHAMPION
-from services.errors import DriftError, FlightdeckError
-from services.monitoring import reference_for
-from services.settings import Settings, load_settings
-from services.tracking import TrackingGateway
+from services.core.conventions import CHAMPION
+from services.core.errors import DriftError, FlightdeckError
+from services.core.gateway import TrackingGateway
+from services.core.settings import Settings, load_settings
+from services.monitoring.runs import reference_for
 
 TRAFFIC_FOLDER = "traffic"
 

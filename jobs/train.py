@@ -69,10 +69,9 @@ from jobs.seed_demo import (
     _with_sites,
     log_batches,
 )
-from services.aliases import CHAMPION
-from services.errors import FlightdeckError
-from services.lineage import (
+from services.core.conventions import (
     CAUSE_RUN_ID_TAG,
+    CHAMPION,
     CHAMPION_METRIC_PREFIX,
     COMPARED_WITH_TAG,
     COMPARISON_ARTIFACT,
@@ -83,7 +82,8 @@ from services.lineage import (
     TRAINING_PROJECT_TAG,
     TRIGGER_TAG,
 )
-from services.settings import apply_mlflow_environment, load_settings
+from services.core.errors import FlightdeckError
+from services.core.settings import apply_mlflow_environment, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TRIGGERS = ("manual", "schedule", "drift", "decay")
@@ -327,8 +327,8 @@ def _read_current(path: Path, project: DemoProject) -> pd.DataFrame:
     Raises:
         ValueError: Unreadable, empty, or missing a feature column or ``target``.
     """
-    from services.drift import read_table
-    from services.errors import DriftError
+    from services.core.errors import DriftError
+    from services.monitoring.readers import read_table
 
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     try:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services import admin, cache
-from services.control_loop import recent_passes
-from services.errors import FlightdeckError
-from services.formatting import escape_markdown
-from services.notifications import outbox
-from services.store import Store
+from services import cache
+from services.control_loop.passes import recent_passes
+from services.core.errors import FlightdeckError
+from services.core.formatting import escape_markdown
+from services.core.store import Store
+from services.governance import admin
+from services.governance.notifications import outbox
 
 MODEL_KEY = "admin.model"
 ACTION_KEY = "admin.action"

@@ -15,12 +15,13 @@ from typing import NoReturn
 
 import streamlit as st
 
-from services import cache, charts, compare
-from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_markdown
-from services.history import history_series, non_finite_points
-from services.links import RUNS_PAGE, X_AXES, CompareView
-from services.records import Run
+from services import cache
+from services.core.errors import FlightdeckError, NotFound
+from services.core.formatting import escape_markdown
+from services.core.links import RUNS_PAGE, X_AXES, CompareView
+from services.core.records import Run
+from services.experiments import chart_data, charts, compare, version_metrics
+from services.experiments.history import history_series, non_finite_points
 
 X_AXIS_LABELS = {"step": "Step", "wall": "Wall time", "relative": "Relative time"}
 LAST_QUERY_KEY = "compare.last_query"
@@ -37,7 +38,7 @@ WIDGET_KEYS = (
     "compare.box_metric",
     "compare.box_group",
     "compare.across_runs",
-    "compare.version_trend",
+    "version_metrics.version_trend",
     "compare.model",
     "compare.trend_metric",
 )
@@ -228,10 +229,10 @@ across_runs = st.toggle(
 )
 view = replace(view, across_runs=across_runs)
 if across_runs:
-    frame = compare.chart_frame(runs)
-    choices = compare.chart_choices(view, frame)
-    metric_columns = compare.metric_columns(frame)
-    param_columns = compare.param_columns(frame)
+    frame = chart_data.chart_frame(runs)
+    choices = chart_data.chart_choices(view, frame)
+    metric_columns = chart_data.metric_columns(frame)
+    param_columns = chart_data.param_columns(frame)
     parallel_tab, scatter_tab, box_tab = st.tabs(["Parallel coordinates", "Scatter", "Box plot"])
 
     with parallel_tab:
@@ -248,8 +249,8 @@ if across_runs:
                 view,
                 parallel_metric=compare.keep_implicit(
                     view.parallel_metric,
-                    compare.bare_name(parallel_metric),
-                    compare.bare_name(choices.parallel_metric),
+                    chart_data.bare_name(parallel_metric),
+                    chart_data.bare_name(choices.parallel_metric),
                 ),
             )
             if not choices.parallel_params:
@@ -259,7 +260,7 @@ if across_runs:
                     frame,
                     choices.parallel_params,
                     parallel_metric,
-                    compare.lower_is_better(compare.bare_name(parallel_metric), view),
+                    compare.lower_is_better(chart_data.bare_name(parallel_metric), view),
                 ),
                 key="compare.parallel",
             )
@@ -306,8 +307,8 @@ if across_runs:
                 view,
                 box_metric=compare.keep_implicit(
                     view.box_metric,
-                    compare.bare_name(box_metric),
-                    compare.bare_name(choices.box_metric),
+                    chart_data.bare_name(box_metric),
+                    chart_data.bare_name(choices.box_metric),
                 ),
                 box_group=compare.keep_implicit(view.box_group, box_group, choices.box_group),
             )
@@ -320,13 +321,13 @@ st.subheader("Metric trend across model versions")
 version_trend = st.toggle(
     "Show a metric across the versions of a registered model",
     value=view.version_trend,
-    key="compare.version_trend",
+    key="version_metrics.version_trend",
 )
 view = replace(view, version_trend=version_trend)
 if version_trend:
     try:
         with st.spinner("Finding registered models trained in these experiments…"):
-            related_models = compare.models_for_experiments(
+            related_models = version_metrics.models_for_experiments(
                 cache.model_versions(settings, ""), experiments, fetch_run
             )
     except FlightdeckError as exc:
@@ -352,7 +353,9 @@ if version_trend:
             with st.spinner("Loading the model's versions…"):
                 versions = cache.versions_of(settings, model)
                 aliases = cache.model_aliases(settings, model)
-                sources = compare.load_runs(compare.version_source_run_ids(versions), fetch_run)
+                sources = compare.load_runs(
+                    version_metrics.version_source_run_ids(versions), fetch_run
+                )
         except NotFound:
             st.info(f"No registered model is named “{escape_markdown(model)}”.")
         except FlightdeckError as exc:
@@ -364,7 +367,7 @@ if version_trend:
             elif not trend_metrics:
                 st.info("The runs these versions were registered from logged no metrics.")
             else:
-                default_trend = compare.trend_metric_default(
+                default_trend = version_metrics.trend_metric_default(
                     sources.runs, [*chosen_metrics, *metrics]
                 )
                 preferred = view.trend_metric or default_trend
@@ -380,7 +383,7 @@ if version_trend:
                         view.trend_metric, trend_metric, default_trend
                     ),
                 )
-                trend = compare.version_trend(versions, sources.runs, trend_metric, aliases)
+                trend = version_metrics.version_trend(versions, sources.runs, trend_metric, aliases)
                 st.plotly_chart(
                     charts.version_trend_chart(model, trend_metric, trend), key="compare.trend"
                 )

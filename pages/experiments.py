@@ -9,10 +9,10 @@ from __future__ import annotations
 import streamlit as st
 
 from services import cache
-from services.errors import FlightdeckError
-from services.experiments import experiments_table, filter_by_name
-from services.formatting import escape_markdown
-from services.links import RUNS_PAGE
+from services.core.errors import FlightdeckError
+from services.core.formatting import escape_markdown
+from services.core.links import RUNS_PAGE
+from services.experiments.listing import experiments_table, filter_by_name
 
 settings = cache.settings()
 st.title("Experiments")

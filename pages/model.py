@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from services import alias_history, cache, charts, promotion, registry
-from services.auth import Action
-from services.compare import keep_implicit
-from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_heading, escape_markdown
-from services.links import MODELS_PAGE, PROMOTIONS_PAGE, RUN_PAGE, ModelView
-from services.records import AliasMove, ModelVersionSummary, Run
-from services.run_detail import format_time, key_value_table
+from services import cache
+from services.core.errors import FlightdeckError, NotFound
+from services.core.formatting import escape_heading, escape_markdown
+from services.core.links import MODELS_PAGE, PROMOTIONS_PAGE, RUN_PAGE, ModelView
+from services.core.records import AliasMove, ModelVersionSummary, Run
+from services.experiments import charts, registry
+from services.experiments.compare import keep_implicit
+from services.experiments.run_detail import format_time, key_value_table
+from services.governance import alias_history, promotion
+from services.governance.auth import Action
 
 LAST_QUERY_KEY = "model.last_query"
 WIDGET_KEYS = ("model.version", "model.compare", "model.only_differences", "model.metric")

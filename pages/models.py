@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services import cache, registry
-from services.errors import FlightdeckError
-from services.formatting import escape_markdown
-from services.links import MODEL_PAGE
+from services import cache
+from services.core.errors import FlightdeckError
+from services.core.formatting import escape_markdown
+from services.core.links import MODEL_PAGE
+from services.experiments import registry
 
 SEARCH_KEY = "models.search"
 LAST_QUERY_KEY = "models.last_query"

@@ -21,11 +21,18 @@ from functools import partial
 
 import streamlit as st
 
-from services import cache, drift_check, monitoring, monitoring_view
-from services.auth import Action, role_phrase
-from services.compare import keep_implicit
-from services.drift import NUMERIC, DriftSummary, check_schema, summary_table
-from services.drift_charts import (
+from services import cache
+from services.core.errors import DriftError, FlightdeckError, NotFound
+from services.core.formatting import escape_markdown
+from services.core.gateway import TrackingGateway
+from services.core.links import MODELS_PAGE, MonitoringView
+from services.experiments.compare import keep_implicit
+from services.governance.auth import Action, role_phrase
+from services.monitoring import drift_check
+from services.monitoring import runs as monitoring
+from services.monitoring import view as monitoring_view
+from services.monitoring.drift import NUMERIC, DriftSummary, check_schema, summary_table
+from services.monitoring.drift_charts import (
     STATUS_BADGES,
     STATUS_ICONS,
     STATUS_LABELS,
@@ -34,12 +41,8 @@ from services.drift_charts import (
     drift_over_time,
     feature_distribution,
 )
-from services.drift_check import MAX_UPLOAD_MB, UPLOAD_TYPES, DriftCheck
-from services.errors import DriftError, FlightdeckError, NotFound
-from services.formatting import escape_markdown
-from services.links import MODELS_PAGE, MonitoringView
-from services.monitoring import MonitoringRun
-from services.tracking import TrackingGateway
+from services.monitoring.drift_check import MAX_UPLOAD_MB, UPLOAD_TYPES, DriftCheck
+from services.monitoring.runs import MonitoringRun
 
 LAST_QUERY_KEY = "monitoring.last_query"
 WIDGET_KEYS = (

@@ -13,20 +13,20 @@ import time
 import streamlit as st
 
 from services import cache
-from services.drift_charts import STATUS_BADGES, STATUS_ICONS, STATUS_LABELS
-from services.errors import FlightdeckError
-from services.exports import csv_export
-from services.formatting import ago, escape_heading, escape_markdown
-from services.links import (
+from services.core.errors import FlightdeckError
+from services.core.exports import csv_export
+from services.core.formatting import ago, escape_heading, escape_markdown
+from services.core.links import (
     MODEL_PAGE,
     MONITORING_PAGE,
     PROMOTIONS_PAGE,
     RETRAINING_PAGE,
     present_settings,
 )
-from services.overview import ModelHealth, Overview, changes_table, fleet_table
-from services.overview_charts import drift_sparkline, metric_trend
-from services.report import NO_CHROMIUM, chromium_path, html_to_pdf, report_html
+from services.monitoring.drift_charts import STATUS_BADGES, STATUS_ICONS, STATUS_LABELS
+from services.overview.charts import drift_sparkline, metric_trend
+from services.overview.fleet import ModelHealth, Overview, changes_table, fleet_table
+from services.overview.report import NO_CHROMIUM, chromium_path, html_to_pdf, report_html
 
 CARDS_MAX = 9  # a screen's worth of cards
 FLEET = "The whole fleet"

@@ -14,12 +14,13 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from services import cache, promotion
-from services.auth import Action, role_phrase
-from services.decision import decision_view
-from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_heading, escape_markdown
-from services.links import MODEL_PAGE
+from services import cache
+from services.core.errors import FlightdeckError, NotFound
+from services.core.formatting import escape_heading, escape_markdown
+from services.core.links import MODEL_PAGE
+from services.governance import promotion
+from services.governance.auth import Action, role_phrase
+from services.governance.decision import decision_view
 
 STATUS_ICONS = {
     promotion.PENDING: ":material/hourglass_top:",

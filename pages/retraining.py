@@ -14,12 +14,12 @@ import pandas as pd
 import streamlit as st
 
 from services import cache
-from services.auth import Action, role_phrase
-from services.errors import ConfigurationError, FlightdeckError
-from services.formatting import ago, escape_markdown
-from services.governance import RetrainingPolicy, parse_policy
-from services.links import MODEL_PAGE, MONITORING_PAGE, PROMOTIONS_PAGE, RUN_PAGE
-from services.monitoring import RED, drift_status
+from services.core.errors import ConfigurationError, FlightdeckError
+from services.core.formatting import ago, escape_markdown
+from services.core.links import MODEL_PAGE, MONITORING_PAGE, PROMOTIONS_PAGE, RUN_PAGE
+from services.governance.auth import Action, role_phrase
+from services.governance.config import RetrainingPolicy, parse_policy
+from services.monitoring.runs import RED, drift_status
 from services.retraining.base import CANCELLED, FAILED, LOST, QUEUED, RUNNING, SUCCEEDED
 from services.retraining.engines import job_environment, training_command
 from services.retraining.jobs import (

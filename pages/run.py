@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from services import cache
-from services.artifacts import (
+from services.core.errors import FlightdeckError, NotFound
+from services.core.formatting import escape_heading, escape_markdown, mlflow_run_url
+from services.core.links import RUN_PAGE, RUNS_PAGE
+from services.core.records import Run
+from services.experiments.artifacts import (
     DOWNLOAD_MIME,
     ArtifactPreview,
     PreviewKind,
@@ -26,11 +30,7 @@ from services.artifacts import (
     mlflow_artifact_url,
     plan_preview,
 )
-from services.errors import FlightdeckError, NotFound
-from services.formatting import escape_heading, escape_markdown, mlflow_run_url
-from services.links import RUN_PAGE, RUNS_PAGE
-from services.records import Run
-from services.run_detail import (
+from services.experiments.run_detail import (
     CHILD_RUNS_MAX,
     child_runs_table,
     datasets_table,

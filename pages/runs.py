@@ -12,11 +12,11 @@ from dataclasses import replace
 import streamlit as st
 
 from services import cache
-from services.errors import FlightdeckError, InvalidRequest
-from services.exports import csv_export
-from services.formatting import escape_markdown, mlflow_experiment_url
-from services.links import COMPARE_PAGE, EXPERIMENTS_PAGE, RUN_PAGE, RunsView
-from services.runs import (
+from services.core.errors import FlightdeckError, InvalidRequest
+from services.core.exports import csv_export
+from services.core.formatting import escape_markdown, mlflow_experiment_url
+from services.core.links import COMPARE_PAGE, EXPERIMENTS_PAGE, RUN_PAGE, RunsView
+from services.experiments.runs import (
     BASE_COLUMNS,
     RUN_STATUSES,
     build_search,

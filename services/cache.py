@@ -16,12 +16,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from services import control_loop, promotion
-from services.audit_anchor import AuditAnchor, open_audited_store
-from services.auth import Identity
-from services.control_loop import LoopHealth
-from services.governance import Governance
-from services.records import (
+from services.control_loop import passes as control_loop
+from services.control_loop.passes import LoopHealth
+from services.core.gateway import TrackingGateway
+from services.core.records import (
     ArtifactEntry,
     Experiment,
     ExperimentActivity,
@@ -34,20 +32,23 @@ from services.records import (
     RunPage,
     ServerInfo,
 )
+from services.core.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
+from services.core.store import Store
+from services.experiments.run_detail import CHILD_RUNS_MAX, child_runs_filter
+from services.experiments.runs import RunLoader, RunSearch, first_page
+from services.governance import promotion
+from services.governance.audit_anchor import AuditAnchor, open_audited_store
+from services.governance.auth import Identity
+from services.governance.config import Governance
 from services.retraining.base import Backend
 from services.retraining.engines import backend_for
-from services.run_detail import CHILD_RUNS_MAX, child_runs_filter
-from services.runs import RunLoader, RunSearch, first_page
-from services.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
-from services.store import Store
-from services.tracking import TrackingGateway
 
 if TYPE_CHECKING:  # imported where used: only the Monitoring page needs drift (and pandas)
     import pandas as pd
 
-    from services.drift import DriftSummary
-    from services.monitoring import MonitoringRun
-    from services.overview import Overview
+    from services.monitoring.drift import DriftSummary
+    from services.monitoring.runs import MonitoringRun
+    from services.overview.fleet import Overview
 
 T = TypeVar("T")
 
@@ -448,7 +449,7 @@ def fleet_overview(settings: Settings) -> Overview:
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=4)
 def _fleet_overview(settings: Settings, _services: promotion.Services) -> Fetched[Overview]:
-    from services.overview import fleet_overview as read
+    from services.overview.fleet import fleet_overview as read
 
     return _fetch(lambda: read(_services))
 
@@ -484,21 +485,21 @@ def drift_reference(settings: Settings, model: str, alias: str) -> tuple[int, pd
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
 def _monitoring_runs(settings: Settings, model: str) -> Fetched[list[MonitoringRun]]:
-    from services import monitoring
+    from services.monitoring import runs as monitoring
 
     return _fetch(lambda: monitoring.monitoring_runs(gateway(settings), model))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
 def _monitoring_by_model(settings: Settings) -> Fetched[dict[str, list[MonitoringRun]]]:
-    from services import monitoring
+    from services.monitoring import runs as monitoring
 
     return _fetch(lambda: monitoring.monitoring_runs_by_model(gateway(settings)))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
 def _drift_summary(settings: Settings, run_id: str) -> Fetched[DriftSummary]:
-    from services import monitoring
+    from services.monitoring import runs as monitoring
 
     return _fetch(lambda: monitoring.load_summary(gateway(settings), run_id))
 
@@ -507,6 +508,6 @@ def _drift_summary(settings: Settings, run_id: str) -> Fetched[DriftSummary]:
 def _drift_reference(
     settings: Settings, model: str, alias: str
 ) -> Fetched[tuple[int, pd.DataFrame]]:
-    from services import monitoring
+    from services.monitoring import runs as monitoring
 
     return _fetch(lambda: monitoring.reference_for(gateway(settings), model, alias))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services import audit
+from services.governance import audit
 
 
 def plain_hash(row: sqlite3.Row, **changes: Any) -> str:

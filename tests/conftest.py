@@ -20,10 +20,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from services.aliases import CHAMPION
-from services.lineage import TRAINING_PROJECT_TAG
-from services.processes import ServerProcess, free_port, start_mlflow_server
-from services.settings import PROJECT_ROOT, Settings, load_settings
+from services.core.conventions import CHAMPION, TRAINING_PROJECT_TAG
+from services.core.processes import ServerProcess, free_port, start_mlflow_server
+from services.core.settings import PROJECT_ROOT, Settings, load_settings
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -247,12 +246,12 @@ def follow_jobs_once(env: Mapping[str, str]) -> None:
     """The control loop's retraining step (follow jobs, judge, propose) once, on the store,
     engine and gates ``env`` configures. Tests of pages run it instead of ``jobs.scheduler``,
     whose other steps would act on every model of the session's shared demo server."""
-    from services import promotion
-    from services.governance import load_governance
+    from services.core.gateway import TrackingGateway
+    from services.core.store import open_store
+    from services.governance import promotion
+    from services.governance.config import load_governance
     from services.retraining.engines import backend_for
     from services.retraining.loop import follow_jobs
-    from services.store import open_store
-    from services.tracking import TrackingGateway
 
     settings = load_settings(env)
     store = open_store(settings.store_url)

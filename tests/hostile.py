@@ -29,14 +29,14 @@ import yaml
 from markdown_it import MarkdownIt
 from mlflow import MlflowClient
 
-from services import promotion
-from services.auth import Identity
-from services.governance import load_governance
+from services.core.gateway import TrackingGateway
+from services.core.settings import load_settings
+from services.core.store import Store
+from services.governance import promotion
+from services.governance.auth import Identity
+from services.governance.config import load_governance
 from services.retraining import jobs
 from services.retraining.base import Backend
-from services.settings import load_settings
-from services.store import Store
-from services.tracking import TrackingGateway
 
 EVIL = "evil.example"
 """The host every payload points at; nothing on a page may link or load from it."""
@@ -143,7 +143,7 @@ def rendered_text(markdown: str) -> str:
 
 def shown(markdown: str) -> str:
     """What a reader sees of a one-line ``markdown``: its text, without the invisible word
-    joiners that :func:`services.formatting.escape_markdown` adds."""
+    joiners that :func:`services.core.formatting.escape_markdown` adds."""
     return rendered_text(markdown).replace("\u2060", "")
 
 

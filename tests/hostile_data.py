@@ -33,16 +33,16 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from services import promotion
-from services.auth import Identity
-from services.drift import DriftResult, compute_drift
-from services.governance import load_governance
-from services.monitoring import log_monitoring_run
+from services.core.gateway import TrackingGateway
+from services.core.settings import Settings
+from services.core.store import Store
+from services.governance import promotion
+from services.governance.auth import Identity
+from services.governance.config import load_governance
+from services.monitoring.drift import DriftResult, compute_drift
+from services.monitoring.runs import log_monitoring_run
 from services.retraining import jobs
 from services.retraining.base import Backend
-from services.settings import Settings
-from services.store import Store
-from services.tracking import TrackingGateway
 
 SCRIPT_RAN = "__flightdeckScriptRan"
 """Set on ``window`` by every script payload; a page where it is set ran untrusted text."""

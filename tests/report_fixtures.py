@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.monitoring import DriftStatus
-from services.overview import Change, FleetCounts, ModelHealth, Overview
+from services.monitoring.runs import DriftStatus
+from services.overview.fleet import Change, FleetCounts, ModelHealth, Overview
 
 HOSTILE = "</script><img src=x onerror=window.__xss=1>"
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -30,8 +30,8 @@ from urllib.parse import quote
 
 import requests
 
-from services.errors import RetrainingError
-from services.redaction import NO_SECRETS, Redactor, engine_environment, without_password
+from services.core.errors import RetrainingError
+from services.core.redaction import NO_SECRETS, Redactor, engine_environment, without_password
 from services.retraining.base import (
     CANCELLED,
     FAILED,

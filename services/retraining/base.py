@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.errors import RetrainingError
+from services.core.errors import RetrainingError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST = (
     "queued",

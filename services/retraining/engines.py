@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from services.redaction import without_userinfo
+from services.core.redaction import without_userinfo
+from services.core.settings import Settings
 from services.retraining.base import TRAIN_MODULE, Backend
-from services.settings import Settings
 
 JOBS_FOLDER = "jobs"
 """The local engine's job folders, inside the data folder."""

@@ -24,9 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services import audit
-from services.auth import Action, Identity, require
-from services.errors import FlightdeckError, RetrainingError
+from services.core.errors import FlightdeckError, RetrainingError
+from services.core.store import Store, aware, retraining_jobs
+from services.governance import audit
+from services.governance.auth import Action, Identity, require
 from services.retraining.base import (
     ACTIVE_STATES,
     CANCELLED,
@@ -38,7 +39,6 @@ from services.retraining.base import (
     Backend,
     EngineStatus,
 )
-from services.store import Store, aware, retraining_jobs
 
 SYSTEM_ACTOR = "flightdeck"
 """The actor of status changes Flightdeck observes rather than a person causing them."""

@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.errors import RetrainingError
-from services.redaction import NO_SECRETS, Redactor
+from services.core.errors import RetrainingError
+from services.core.redaction import NO_SECRETS, Redactor
+from services.core.settings import PROJECT_ROOT
 from services.retraining.base import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, EngineStatus
-from services.settings import PROJECT_ROOT
 
 LOG_FILE, PID_FILE, EXIT_FILE, CANCEL_FILE = "log.txt", "pid", "exit_code", "cancelled"
 CANCEL_GRACE_S = 10.0

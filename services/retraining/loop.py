@@ -16,16 +16,16 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from services import audit, filters, promotion
-from services.aliases import PRODUCTION_TARGETS
-from services.auth import POLICY_SOURCE, Identity
-from services.errors import FlightdeckError
-from services.gates import GateResult, evaluate_candidate
-from services.governance import RetrainingPolicy
-from services.lineage import FAILURE_TAG, JOB_ID_TAG
+from services.core import filters
+from services.core.conventions import FAILURE_TAG, JOB_ID_TAG, PRODUCTION_TARGETS
+from services.core.errors import FlightdeckError
+from services.core.store import retraining_jobs
+from services.governance import audit, promotion
+from services.governance.auth import POLICY_SOURCE, Identity
+from services.governance.config import RetrainingPolicy
+from services.governance.gates import GateResult, evaluate_candidate
 from services.retraining.base import FINISHED_STATES, SUCCEEDED, Backend
 from services.retraining.jobs import SYSTEM_ACTOR, RetrainingJob, get_job, refresh_jobs
-from services.store import retraining_jobs
 
 POLICY_APPROVER = "flightdeck-policy"
 """Who approves when a policy auto-approves a non-production alias."""

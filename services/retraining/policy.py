@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.governance import DriftThresholds, RetrainingPolicy
-from services.monitoring import MonitoringRun
+from services.governance.config import DriftThresholds, RetrainingPolicy
+from services.monitoring.runs import MonitoringRun
 from services.retraining.cron import CronSchedule
 
 DRIFT, DECAY, SCHEDULE = "drift", "decay", "schedule"

@@ -16,11 +16,11 @@ from pathlib import Path
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from services import audit
-from services.auth import Action, Identity, require
-from services.errors import ConfigurationError
-from services.governance import RetrainingPolicy, parse_governance
-from services.store import Store
+from services.core.errors import ConfigurationError
+from services.core.store import Store
+from services.governance import audit
+from services.governance.auth import Action, Identity, require
+from services.governance.config import RetrainingPolicy, parse_governance
 
 
 def save_policy(

@@ -35,8 +35,8 @@ from typing import Any
 
 import requests
 
-from services.errors import RetrainingError
-from services.redaction import NO_SECRETS, Redactor, engine_environment, without_password
+from services.core.errors import RetrainingError
+from services.core.redaction import NO_SECRETS, Redactor, engine_environment, without_password
 from services.retraining.base import (
     CANCELLED,
     FAILED,

@@ -13,19 +13,19 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from services import audit, promotion
-from services.aliases import CHAMPION
-from services.auth import POLICY_SOURCE, Identity
-from services.errors import FlightdeckError, NotFound
-from services.gates import primary_higher_is_better
-from services.governance import RetrainingPolicy
-from services.monitoring import monitoring_runs
+from services.core.conventions import CHAMPION
+from services.core.errors import FlightdeckError, NotFound
+from services.core.store import aware, policy_decisions
+from services.governance import audit, promotion
+from services.governance.auth import POLICY_SOURCE, Identity
+from services.governance.config import RetrainingPolicy
+from services.governance.gates import primary_higher_is_better
+from services.monitoring.runs import monitoring_runs
 from services.retraining.base import Backend
 from services.retraining.cron import CronSchedule
 from services.retraining.engines import training_command
 from services.retraining.jobs import list_jobs, submit_retraining
 from services.retraining.policy import BLOCKED, DecayBaseline, PolicyDecision, decide
-from services.store import aware, policy_decisions
 
 SCHEDULER = Identity("flightdeck-scheduler", True, role="operator", source=POLICY_SOURCE)
 """The identity automatic retrains run as: an operator, named as the system it is."""

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from services.processes import ServerProcess, free_port, start_dashboard
-from services.settings import CREDENTIAL_VARIABLES
+from services.core.processes import ServerProcess, free_port, start_dashboard
+from services.core.settings import CREDENTIAL_VARIABLES
 from tests.conftest import config_file_with_copy_gates
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-results"

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from jobs.seed_demo import PROJECTS
-from services.processes import ServerProcess
+from services.core.processes import ServerProcess
 from tests.e2e.conftest import wait_until_ready
 
 

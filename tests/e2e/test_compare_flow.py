@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect
 
 from jobs.seed_demo import PROJECTS
-from services.processes import ServerProcess
+from services.core.processes import ServerProcess
 from tests.e2e.conftest import wait_until_ready
 
 ROW_HEIGHT = 35

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pytest
 from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, Response
 
-from services.links import (
+from services.core.links import (
     ADMIN_URL_PATH,
     COMPARE_URL_PATH,
     EXPERIMENTS_URL_PATH,
@@ -35,10 +35,10 @@ from services.links import (
     RUN_URL_PATH,
     RUNS_URL_PATH,
 )
-from services.processes import ServerProcess, free_port, start_dashboard, start_mlflow_server
+from services.core.processes import ServerProcess, free_port, start_dashboard, start_mlflow_server
+from services.core.settings import CREDENTIAL_VARIABLES, load_settings
+from services.core.store import open_store
 from services.retraining.engines import backend_for
-from services.settings import CREDENTIAL_VARIABLES, load_settings
-from services.store import open_store
 from tests.e2e.conftest import wait_until_ready
 from tests.hostile_data import FAMILIES, SCRIPT_RAN, HostileEntities, seed_hostile_data
 

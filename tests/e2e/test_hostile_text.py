@@ -17,11 +17,11 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from services.exports import FORMULA_PREFIXES
-from services.processes import ServerProcess, free_port, start_dashboard
+from services.core.exports import FORMULA_PREFIXES
+from services.core.processes import ServerProcess, free_port, start_dashboard
+from services.core.settings import CREDENTIAL_VARIABLES, load_settings
+from services.core.store import open_store
 from services.retraining.engines import backend_for
-from services.settings import CREDENTIAL_VARIABLES, load_settings
-from services.store import open_store
 from tests.e2e.conftest import wait_until_ready
 from tests.hostile import FORMULA, FORMULA_MODEL, HostileWorld, build_hostile_world, hostile
 

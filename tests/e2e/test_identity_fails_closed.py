@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from services.processes import ServerProcess, free_port, start_dashboard
+from services.core.processes import ServerProcess, free_port, start_dashboard
 from tests.e2e.conftest import wait_until_ready
 from tests.e2e.header_relay import HeaderRelay
 

@@ -23,8 +23,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, expect
 
-from services.processes import ServerProcess, free_port, start_dashboard
-from services.settings import PROJECT_ROOT
+from services.core.processes import ServerProcess, free_port, start_dashboard
+from services.core.settings import PROJECT_ROOT
 from tests.e2e.conftest import wait_until_ready
 
 SECRET = "nginx-e2e-secret-0123456789"

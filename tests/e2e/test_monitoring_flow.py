@@ -12,10 +12,10 @@ import pytest
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from services import monitoring
-from services.drift import compute_drift
-from services.processes import ServerProcess
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.monitoring import runs as monitoring
+from services.monitoring.drift import compute_drift
 from tests.e2e.conftest import wait_until_ready
 from tests.integration.test_monitoring_page import WINE, ensure_batches
 

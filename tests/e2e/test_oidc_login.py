@@ -24,13 +24,13 @@ import requests
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect
 
-from services import promotion
-from services.auth import Identity
-from services.governance import load_governance
-from services.processes import ServerProcess, free_port, start_dashboard
-from services.settings import load_settings
-from services.store import open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port, start_dashboard
+from services.core.settings import load_settings
+from services.core.store import open_store
+from services.governance import promotion
+from services.governance.auth import Identity
+from services.governance.config import load_governance
 from tests.e2e.conftest import wait_until_ready
 
 LEAD = ("lead-7", {"email": "carol@example.com", "email_verified": True, "groups": ["ml-leads"]})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, Route, expect
 
-from services.governance import DriftThresholds
-from services.report import report_html
+from services.governance.config import DriftThresholds
+from services.overview.report import report_html
 from tests.report_fixtures import HOSTILE, OVERVIEW
 
 

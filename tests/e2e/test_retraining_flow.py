@@ -14,8 +14,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 from playwright.sync_api import Page, expect
 
-from services.lineage import JOB_ID_TAG
-from services.processes import ServerProcess
+from services.core.conventions import JOB_ID_TAG
+from services.core.processes import ServerProcess
 from services.retraining.engines import JOBS_FOLDER
 from tests.conftest import config_file_with_copy_gates, copy_demo_champion, follow_jobs_once
 from tests.e2e.conftest import RETRAIN_MODEL, wait_until_ready

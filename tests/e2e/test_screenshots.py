@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from playwright.sync_api import Page, expect
 
 from jobs.seed_demo import PROJECTS
-from services.processes import ServerProcess
-from services.settings import load_settings
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import load_settings
 from tests.e2e.conftest import ARTIFACTS_DIR, wait_until_ready
 from tests.integration.test_monitoring_page import WINE, ensure_batches
 

@@ -11,10 +11,10 @@ import streamlit as st
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
-from services.store import Store, open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
+from services.core.store import Store, open_store
 
 
 @pytest.fixture

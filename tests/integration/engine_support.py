@@ -11,11 +11,11 @@ import time
 import uuid
 from pathlib import Path
 
-from services.auth import Identity
+from services.core.store import Store
+from services.governance.auth import Identity
 from services.retraining import jobs
 from services.retraining.base import Backend
 from services.retraining.jobs import RetrainingJob
-from services.store import Store
 
 OPERATOR = Identity("omar", False, "operator")
 TRAINING_STARTED = "Training wine-classifier"

@@ -20,12 +20,12 @@ import signal
 import sys
 from typing import Any
 
-from services import audit, promotion
-from services.auth import Identity
-from services.governance import load_governance
-from services.settings import load_settings
-from services.store import open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.settings import load_settings
+from services.core.store import open_store
+from services.governance import audit, promotion
+from services.governance.auth import Identity
+from services.governance.config import load_governance
 
 STEPS = ("mid_claim", "after_claim", "after_move", "before_outcome", "before_evidence")
 

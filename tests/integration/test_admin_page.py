@@ -9,11 +9,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from services import audit
-from services.audit_anchor import AuditAnchor, anchor_audit_head
-from services.settings import PROJECT_ROOT, load_settings
-from services.store import open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.settings import PROJECT_ROOT, load_settings
+from services.core.store import open_store
+from services.governance import audit
+from services.governance.audit_anchor import AuditAnchor, anchor_audit_head
 
 APP = str(PROJECT_ROOT / "app.py")
 ADMIN = "pages/admin.py"

@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mlflow import MlflowClient
 
-from services import alias_history, filters, promotion
-from services.drift import compute_drift
-from services.monitoring import log_monitoring_run, monitoring_runs
-from services.processes import ServerProcess
-from services.promotion import Services
-from services.store import Store
-from services.tracking import TrackingGateway
+from services.core import filters
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.store import Store
+from services.governance import alias_history, promotion
+from services.governance.promotion import Services
+from services.monitoring.drift import compute_drift
+from services.monitoring.runs import log_monitoring_run, monitoring_runs
 from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.test_promotion import APPROVER, governance, make_model, open_request
 

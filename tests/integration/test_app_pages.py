@@ -8,8 +8,8 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.processes import ServerProcess, free_port, start_mlflow_server
-from services.settings import PROJECT_ROOT
+from services.core.processes import ServerProcess, free_port, start_mlflow_server
+from services.core.settings import PROJECT_ROOT
 from tests.hostile import shown
 
 APP = str(PROJECT_ROOT / "app.py")

@@ -19,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from services import audit
-from services.audit_anchor import (
+from services.core.errors import AuditError
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import PROJECT_ROOT, Settings
+from services.governance import audit
+from services.governance.audit_anchor import (
     HEAD_HASH_TAG,
     HEAD_SEQ_TAG,
     MATCHES,
@@ -34,10 +38,6 @@ from services.audit_anchor import (
     check_anchor,
     open_audited_store,
 )
-from services.errors import AuditError
-from services.processes import ServerProcess, free_port
-from services.settings import PROJECT_ROOT, Settings
-from services.tracking import TrackingGateway
 from tests.audit_support import recompute_plain_chain
 
 pytestmark = pytest.mark.integration

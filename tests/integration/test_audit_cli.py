@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from services import audit
-from services.audit_anchor import AuditAnchor, anchor_audit_head
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT, Settings
-from services.store import open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT, Settings
+from services.core.store import open_store
+from services.governance import audit
+from services.governance.audit_anchor import AuditAnchor, anchor_audit_head
 
 pytestmark = pytest.mark.integration
 

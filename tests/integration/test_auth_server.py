@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from services import errors
-from services.processes import ServerProcess, free_port, start_mlflow_server
-from services.settings import Settings
-from services.tracking import TrackingGateway
+from services.core import errors
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port, start_mlflow_server
+from services.core.settings import Settings
 
 ADMIN, ADMIN_PASSWORD = "admin", "Adm1n-secret-pw"
 

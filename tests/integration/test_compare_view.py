@@ -12,9 +12,9 @@ from mlflow.entities import Metric
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import HISTORY_STEPS, PROJECTS
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
-from services.tracking import BULK_HISTORY_PATH, TrackingGateway
+from services.core.gateway import BULK_HISTORY_PATH, TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "app.py")
 COMPARE = "pages/compare.py"
@@ -124,7 +124,7 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
     assert at.code[0].value.endswith("&metrics=train_loss")
 
     at.toggle(key="compare.across_runs").set_value(True).run()
-    at.toggle(key="compare.version_trend").set_value(True).run()
+    at.toggle(key="version_metrics.version_trend").set_value(True).run()
     # histories (train_loss), parallel coordinates, scatter, box plot, version trend
     assert len(at.get("plotly_chart")) == 5
     assert at.query_params["across_runs"] == "1"

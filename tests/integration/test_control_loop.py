@@ -23,17 +23,23 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from services import alias_history, audit, notifications
-from services.auth import Identity
-from services.control_loop import PassReport, StepReport, loop_health, recent_passes, record_pass
-from services.leadership import FileLock
-from services.monitoring import MODEL_TAG, MONITORING_EXPERIMENT
-from services.processes import ServerProcess, start_scheduler
+from services.control_loop.leadership import FileLock
+from services.control_loop.passes import (
+    PassReport,
+    StepReport,
+    loop_health,
+    recent_passes,
+    record_pass,
+)
+from services.core.conventions import BATCH_TAG, MODEL_TAG, MONITORING_EXPERIMENT
+from services.core.processes import ServerProcess, start_scheduler
+from services.core.settings import PROJECT_ROOT, load_settings
+from services.core.store import Store, drift_watermarks, open_store
+from services.governance import alias_history, audit, notifications
+from services.governance.auth import Identity
+from services.monitoring.scheduled_drift import BATCH_ACTION, watermark
 from services.retraining import jobs
 from services.retraining.engines import backend_for
-from services.scheduled_drift import BATCH_ACTION, BATCH_TAG, watermark
-from services.settings import PROJECT_ROOT, load_settings
-from services.store import Store, drift_watermarks, open_store
 from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.test_promotion import make_model
 

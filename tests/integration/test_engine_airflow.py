@@ -26,13 +26,13 @@ import requests
 from mlflow import MlflowClient
 
 from jobs.train import JOB_ID_TAG
-from services.errors import RetrainingError
-from services.processes import ServerProcess, free_port
+from services.core.errors import RetrainingError
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
+from services.core.store import Store
 from services.retraining import jobs
 from services.retraining.airflow import AirflowBackend
 from services.retraining.engines import backend_for, job_environment
-from services.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
-from services.store import Store
 from tests.conftest import engine_venv
 from tests.integration import engine_support as support
 

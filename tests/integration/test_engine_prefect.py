@@ -22,14 +22,14 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from services.errors import RetrainingError
-from services.lineage import JOB_ID_TAG
-from services.processes import ServerProcess, free_port
+from services.core.conventions import JOB_ID_TAG
+from services.core.errors import RetrainingError
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import PROJECT_ROOT, Settings
+from services.core.store import Store
 from services.retraining import jobs
 from services.retraining.engines import backend_for, job_environment
 from services.retraining.prefect import PrefectBackend
-from services.settings import PROJECT_ROOT, Settings
-from services.store import Store
 from tests.conftest import engine_venv
 from tests.integration import engine_support as support
 

@@ -8,8 +8,8 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
 
 
 @pytest.fixture(autouse=True)

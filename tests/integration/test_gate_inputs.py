@@ -21,17 +21,17 @@ import pytest
 import streamlit as st
 from mlflow import MlflowClient
 
-from services import promotion
-from services.auth import Identity
-from services.gates import GateResult, evaluate_candidate
-from services.governance import parse_governance
-from services.processes import ServerProcess
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import load_settings
+from services.core.store import Store, open_store
+from services.governance import promotion
+from services.governance.auth import Identity
+from services.governance.config import parse_governance
+from services.governance.gates import GateResult, evaluate_candidate
 from services.retraining import jobs
 from services.retraining.local import LocalBackend
 from services.retraining.loop import follow_jobs
-from services.settings import load_settings
-from services.store import Store, open_store
-from services.tracking import TrackingGateway
 from tests.conftest import config_file_with_copy_gates, copy_gates
 from tests.integration.conftest import app_as
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from mlflow import MlflowClient
 
-from services import errors
-from services.processes import ServerProcess, free_port
-from services.settings import Settings
-from services.tracking import TrackingGateway
+from services.core import errors
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import Settings
 
 BuildSettings = Callable[..., Settings]
 

@@ -18,10 +18,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from services.processes import ServerProcess
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT, load_settings
+from services.core.store import open_store
 from services.retraining.engines import backend_for
-from services.settings import PROJECT_ROOT, load_settings
-from services.store import open_store
 from tests.hostile import (
     SOURCES,
     HostileWorld,

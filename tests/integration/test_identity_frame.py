@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.settings import PROJECT_ROOT
+from services.core.settings import PROJECT_ROOT
 
 APP = str(PROJECT_ROOT / "app.py")
 

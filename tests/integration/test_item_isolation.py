@@ -22,11 +22,11 @@ import requests
 import streamlit as st
 from mlflow import MlflowClient
 
-from services.drift import compute_drift
-from services.monitoring import log_monitoring_run
-from services.processes import ServerProcess, free_port
-from services.settings import load_settings
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import load_settings
+from services.monitoring.drift import compute_drift
+from services.monitoring.runs import log_monitoring_run
 from tests.conftest import monitoring_frame, own_mlflow_server
 from tests.integration.conftest import app_as
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from services import audit
-from services.audit_anchor import open_audited_store
-from services.auth import Identity
-from services.errors import RetrainingError
-from services.processes import free_port
+from services.core.errors import RetrainingError
+from services.core.processes import free_port
+from services.core.settings import Settings
+from services.core.store import Store, open_store
+from services.governance import audit
+from services.governance.audit_anchor import open_audited_store
+from services.governance.auth import Identity
 from services.retraining import jobs
 from services.retraining.base import Backend
 from services.retraining.engines import backend_for
-from services.settings import Settings
-from services.store import Store, open_store
 
 pytestmark = pytest.mark.integration
 

@@ -14,15 +14,16 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from jobs.seed_demo import MONITORING_BATCHES
-from services.drift import CATEGORICAL, NUMERIC, DriftSummary, compute_drift
-from services.errors import DriftError
-from services.governance import DriftThresholds
-from services.monitoring import (
+from services.core.conventions import FAILURE_TAG, MODEL_TAG, MONITORING_EXPERIMENT
+from services.core.errors import DriftError
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
+from services.governance.config import DriftThresholds
+from services.monitoring.drift import CATEGORICAL, NUMERIC, DriftSummary, compute_drift
+from services.monitoring.runs import (
     AMBER,
-    FAILURE_TAG,
     GREEN,
-    MODEL_TAG,
-    MONITORING_EXPERIMENT,
     RED,
     drift_status,
     load_summary,
@@ -32,9 +33,6 @@ from services.monitoring import (
     report_html,
     run_check,
 )
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
-from services.tracking import TrackingGateway
 from tests.conftest import monitoring_frame
 
 THRESHOLDS = DriftThresholds(warning_share=0.2, alarm_share=0.3, consecutive=2)

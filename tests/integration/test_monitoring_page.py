@@ -12,12 +12,12 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services import monitoring
-from services.drift import compute_drift
-from services.drift_check import DriftCheck
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
+from services.monitoring import runs as monitoring
+from services.monitoring.drift import compute_drift
+from services.monitoring.drift_check import DriftCheck
 
 WINE = PROJECTS[0].model
 CHECK_TIMEOUT_S = 180

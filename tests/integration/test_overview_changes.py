@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services import audit, promotion
-from services.governance import Governance
-from services.overview import model_changes
-from services.store import Store
+from services.core.store import Store
+from services.governance import audit, promotion
+from services.governance.config import Governance
+from services.overview.fleet import model_changes
 from tests.report_fixtures import health
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.formatting import escape_markdown
-from services.processes import ServerProcess, free_port, start_mlflow_server
+from services.core.formatting import escape_markdown
+from services.core.processes import ServerProcess, free_port, start_mlflow_server
 from tests.integration.conftest import app_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
-from services.processes import ServerProcess
-from services.settings import load_settings
-from services.store import METADATA, open_store, promotion_requests
+from services.core.processes import ServerProcess
+from services.core.settings import load_settings
+from services.core.store import METADATA, open_store, promotion_requests
 from tests.integration.conftest import app_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_app")]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from services import audit
-from services.governance import RetrainingPolicy, load_governance
-from services.settings import PROJECT_ROOT
-from services.store import Store
+from services.core.settings import PROJECT_ROOT
+from services.core.store import Store
+from services.governance import audit
+from services.governance.config import RetrainingPolicy, load_governance
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,10 @@ FIRST_COOLDOWN = 1000.0
 ADMIN_SCRIPT = """
 import sys, time
 from pathlib import Path
-from services.auth import Identity
-from services.governance import RetrainingPolicy
+from services.governance.auth import Identity
+from services.governance.config import RetrainingPolicy
 from services.retraining.policy_config import save_policy
-from services.store import open_store
+from services.core.store import open_store
 
 config, url, model, admin, go, edits, first = sys.argv[1:8]
 store = open_store(url)

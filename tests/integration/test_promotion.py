@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from services import alias_history, audit, promotion
-from services.auth import Identity
-from services.errors import (
+from services.core.errors import (
     FlightdeckError,
     PermissionDenied,
     PromotionConflict,
@@ -27,11 +25,13 @@ from services.errors import (
     ServerUnreachable,
     StoreError,
 )
-from services.gates import evaluate_gates
-from services.governance import Gates, Governance
-from services.promotion import Services
-from services.store import Store, open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.store import Store, open_store
+from services.governance import alias_history, audit, promotion
+from services.governance.auth import Identity
+from services.governance.config import Gates, Governance
+from services.governance.gates import evaluate_gates
+from services.governance.promotion import Services
 
 APPROVERS = tuple(f"approver-{i:02d}" for i in range(20))
 OPERATOR = Identity("omar", False, "operator")
@@ -581,8 +581,8 @@ def test_an_open_drift_alarm_blocks_approval(
 ) -> None:
     from datetime import date
 
-    from services import monitoring
-    from services.drift import compute_drift
+    from services.monitoring import runs as monitoring
+    from services.monitoring.drift import compute_drift
     from tests.conftest import monitoring_frame
 
     run = client.get_model_version(monitored_model, "1").run_id

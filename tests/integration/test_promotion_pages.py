@@ -7,13 +7,13 @@ import streamlit as st
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from services.alias_history import detect_external_changes
-from services.governance import load_governance
-from services.processes import ServerProcess
-from services.promotion import Services
-from services.settings import PROJECT_ROOT, load_settings
-from services.store import open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT, load_settings
+from services.core.store import open_store
+from services.governance.alias_history import detect_external_changes
+from services.governance.config import load_governance
+from services.governance.promotion import Services
 from tests.integration.test_promotion import make_model
 
 

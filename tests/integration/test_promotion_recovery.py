@@ -18,15 +18,20 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from services import alias_history, audit, promotion
-from services.auth import POLICY_SOURCE, Identity
-from services.errors import ConfigurationError, PermissionDenied, PromotionConflict, PromotionError
-from services.governance import Gates, Governance, RetrainingPolicy, parse_policy
-from services.processes import ServerProcess, free_port
-from services.promotion import Services
-from services.settings import PROJECT_ROOT
-from services.store import Store, open_store
-from services.tracking import TrackingGateway
+from services.core.errors import (
+    ConfigurationError,
+    PermissionDenied,
+    PromotionConflict,
+    PromotionError,
+)
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import PROJECT_ROOT
+from services.core.store import Store, open_store
+from services.governance import alias_history, audit, promotion
+from services.governance.auth import POLICY_SOURCE, Identity
+from services.governance.config import Gates, Governance, RetrainingPolicy, parse_policy
+from services.governance.promotion import Services
 from tests.integration.promotion_crash import STEPS
 from tests.integration.test_promotion import (
     APPROVER,
@@ -150,13 +155,13 @@ def test_kill_9_at_each_step_of_an_approval_ends_in_the_right_state_after_a_rest
 
 
 def _settings(env: dict[str, str]) -> Any:
-    from services.settings import load_settings
+    from services.core.settings import load_settings
 
     return load_settings(env, secrets_path=Path(env["FLIGHTDECK_CONFIG"]).parent / "none.toml")
 
 
 def _governance(env: dict[str, str]) -> Governance:
-    from services.governance import load_governance
+    from services.governance.config import load_governance
 
     return load_governance(Path(env["FLIGHTDECK_CONFIG"]))
 

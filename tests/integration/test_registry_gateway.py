@@ -8,10 +8,10 @@ import pytest
 from mlflow import MlflowClient
 
 from jobs.seed_demo import PROJECTS
-from services.errors import NotFound
-from services.processes import ServerProcess
-from services.records import ModelSignature
-from services.tracking import TrackingGateway
+from services.core.errors import NotFound
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.records import ModelSignature
 
 WINE = PROJECTS[0].model
 

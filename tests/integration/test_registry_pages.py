@@ -8,10 +8,10 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.links import MODEL_PAGE, MODELS_PAGE
-from services.processes import ServerProcess
-from services.registry import DELTA_COLUMN
-from services.settings import PROJECT_ROOT
+from services.core.links import MODEL_PAGE, MODELS_PAGE
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
+from services.experiments.registry import DELTA_COLUMN
 
 APP = str(PROJECT_ROOT / "app.py")
 WINE = PROJECTS[0].model

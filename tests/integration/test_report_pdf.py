@@ -7,8 +7,8 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from services.governance import DriftThresholds
-from services.report import html_to_pdf, report_html
+from services.governance.config import DriftThresholds
+from services.overview.report import html_to_pdf, report_html
 from tests.report_fixtures import OVERVIEW
 
 pytestmark = pytest.mark.integration

@@ -15,16 +15,16 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from services import audit
-from services.auth import Identity
-from services.errors import ConfigurationError, PermissionDenied, RetrainingError
-from services.governance import RetrainingPolicy, load_governance
+from services.core.errors import ConfigurationError, PermissionDenied, RetrainingError
+from services.core.store import MIGRATIONS_DIR, Store, open_store
+from services.governance import audit
+from services.governance.auth import Identity
+from services.governance.config import RetrainingPolicy, load_governance
 from services.retraining import jobs
 from services.retraining.base import Backend, EngineStatus
 from services.retraining.jobs import RetrainingJob
 from services.retraining.local import PID_FILE, LocalBackend
 from services.retraining.policy_config import save_policy
-from services.store import MIGRATIONS_DIR, Store, open_store
 
 pytestmark = pytest.mark.integration
 

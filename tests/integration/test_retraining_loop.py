@@ -20,17 +20,20 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from services import audit, promotion
-from services.aliases import CHALLENGER, CHAMPION
-from services.auth import Identity
-from services.governance import parse_governance
-from services.lineage import (
+from services.core.conventions import (
+    CHALLENGER,
+    CHAMPION,
     CHAMPION_METRIC_PREFIX,
     COMPARED_WITH_TAG,
     COMPARISON_ARTIFACT,
     FAILURE_TAG,
 )
-from services.processes import ServerProcess
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess
+from services.core.store import Store
+from services.governance import audit, promotion
+from services.governance.auth import Identity
+from services.governance.config import parse_governance
 from services.retraining.engines import training_command
 from services.retraining.jobs import (
     RetrainingJob,
@@ -43,8 +46,6 @@ from services.retraining.local import PID_FILE, LocalBackend, process_alive
 from services.retraining.loop import POLICY_APPROVER, follow_jobs
 from services.retraining.policy import BLOCKED, FIRED
 from services.retraining.scheduler import SCHEDULER, recent_decisions, run_policies
-from services.store import Store
-from services.tracking import TrackingGateway
 from tests.conftest import copy_gates
 
 pytestmark = pytest.mark.integration

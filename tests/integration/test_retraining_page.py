@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.governance import load_governance
-from services.settings import PROJECT_ROOT
+from services.core.settings import PROJECT_ROOT
+from services.governance.config import load_governance
 from tests.conftest import config_file_with_copy_gates, follow_jobs_once
 from tests.hostile import shown
 from tests.integration.conftest import app_as

@@ -12,10 +12,10 @@ from mlflow.entities import Param
 from streamlit.testing.v1 import AppTest
 
 from jobs.seed_demo import PROJECTS
-from services.artifacts import human_size
-from services.formatting import escape_markdown
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from services.core.formatting import escape_markdown
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
+from services.experiments.artifacts import human_size
 from tests.hostile import shown
 
 APP = str(PROJECT_ROOT / "app.py")

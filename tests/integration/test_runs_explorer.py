@@ -8,11 +8,13 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from services import errors
-from services.exports import csv_export
-from services.links import RunsView
-from services.processes import ServerProcess
-from services.runs import (
+from services.core import errors
+from services.core.exports import csv_export
+from services.core.gateway import TrackingGateway
+from services.core.links import RunsView
+from services.core.processes import ServerProcess
+from services.core.settings import Settings
+from services.experiments.runs import (
     RunLoader,
     build_search,
     column_catalog,
@@ -20,8 +22,6 @@ from services.runs import (
     group_summary,
     runs_frame,
 )
-from services.settings import Settings
-from services.tracking import TrackingGateway
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from jobs.seed_demo import PROJECTS, REFERENCE_ARTIFACT_DIR, REFERENCE_FILE
-from services.aliases import CHALLENGER, CHAMPION
-from services.processes import ServerProcess
+from services.core.conventions import CHALLENGER, CHAMPION
+from services.core.processes import ServerProcess
 from tests.conftest import run_seed_demo
 
 

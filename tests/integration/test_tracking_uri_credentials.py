@@ -13,10 +13,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from services.errors import ServerUnreachable
-from services.processes import ServerProcess, free_port
-from services.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
-from services.tracking import TrackingGateway
+from services.core.errors import ServerUnreachable
+from services.core.gateway import TrackingGateway
+from services.core.processes import ServerProcess, free_port
+from services.core.settings import EMBEDDED_HOST, PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 

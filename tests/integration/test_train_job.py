@@ -14,9 +14,9 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from services.aliases import CHALLENGER, CHAMPION
-from services.processes import ServerProcess
-from services.settings import PROJECT_ROOT
+from services.core.conventions import CHALLENGER, CHAMPION
+from services.core.processes import ServerProcess
+from services.core.settings import PROJECT_ROOT
 
 
 def run_train(tracking_uri: str, *args: str) -> subprocess.CompletedProcess[str]:

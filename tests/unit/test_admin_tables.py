@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from jobs.audit import _printable, format_table
-from services import admin, audit
-from services.audit_anchor import AuditAnchor
-from services.governance import parse_governance
-from services.processes import free_port
-from services.settings import Settings
-from services.store import Store, open_store
-from services.tracking import TrackingGateway
+from services.core.gateway import TrackingGateway
+from services.core.processes import free_port
+from services.core.settings import Settings
+from services.core.store import Store, open_store
+from services.governance import admin, audit
+from services.governance.audit_anchor import AuditAnchor
+from services.governance.config import parse_governance
 
 GOVERNANCE = parse_governance(
     {

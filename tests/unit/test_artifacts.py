@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from services.artifacts import (
+from services.core.records import ArtifactEntry
+from services.experiments.artifacts import (
     DOWNLOAD_MAX_BYTES,
     PREVIEW_MAX_BYTES,
     TABLE_PREVIEW_ROWS,
@@ -22,7 +23,6 @@ from services.artifacts import (
     plan_preview,
     preview_kind,
 )
-from services.records import ArtifactEntry
 
 
 def folder(path: str) -> ArtifactEntry:

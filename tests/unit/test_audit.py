@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services import audit
-from services.errors import StoreError
-from services.store import MIGRATIONS_DIR, Store, open_store
+from services.core.errors import StoreError
+from services.core.store import MIGRATIONS_DIR, Store, open_store
+from services.governance import audit
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from services import audit
-from services.redaction import Redactor
-from services.store import Store, open_store
+from services.core.redaction import Redactor
+from services.core.store import Store, open_store
+from services.governance import audit
 from tests.audit_support import plain_hash, recompute_plain_chain
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.auth import (
+from services.core.errors import FlightdeckError, NotSignedIn, PermissionDenied
+from services.core.settings import Settings, load_settings
+from services.governance.auth import (
     DEVELOPMENT,
     OIDC,
     PROXY,
@@ -18,9 +20,7 @@ from services.auth import (
     resolve_identity,
     role_for,
 )
-from services.errors import FlightdeckError, NotSignedIn, PermissionDenied
-from services.governance import ROLES, Governance, parse_governance
-from services.settings import Settings, load_settings
+from services.governance.config import ROLES, Governance, parse_governance
 
 # Written out by hand on purpose: a change to a role's powers must change this table too.
 ALLOWED: dict[str, set[Action]] = {

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 
-from services import charts, compare
-from services.compare import VersionMetric
-from services.history import history_series
-from services.links import CompareView
-from services.records import MetricPoint, Run
+from services.core.links import CompareView
+from services.core.records import MetricPoint, Run
+from services.experiments import chart_data, charts, compare
+from services.experiments.history import history_series
+from services.experiments.version_metrics import VersionMetric
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 EVIL = "<b>bold</b><img src=x onerror=alert(1)>"
@@ -86,7 +86,7 @@ def test_run_names_are_escaped_so_plotly_shows_them_as_text() -> None:
 
 
 def test_parallel_coordinates_maps_text_params_to_ticks_and_keeps_numbers() -> None:
-    frame = compare.chart_frame(sweep())
+    frame = chart_data.chart_frame(sweep())
     figure = charts.parallel_coordinates(
         frame, ["params.lr", "params.kind", "params.depth"], "metrics.acc"
     )
@@ -99,7 +99,7 @@ def test_parallel_coordinates_maps_text_params_to_ticks_and_keeps_numbers() -> N
 
 
 def test_numeric_param_with_a_gap_becomes_ticks_with_a_missing_label() -> None:
-    frame = compare.chart_frame(
+    frame = chart_data.chart_frame(
         [run("a", "A", {"m": 1.0}, {"depth": "3"}), run("b", "B", {"m": 2.0}, {})]
     )
     (depth, _) = (
@@ -109,27 +109,27 @@ def test_numeric_param_with_a_gap_becomes_ticks_with_a_missing_label() -> None:
 
 
 def test_parallel_coordinates_colour_scale_flips_when_lower_is_better() -> None:
-    frame = compare.chart_frame(sweep())
+    frame = chart_data.chart_frame(sweep())
     figure = charts.parallel_coordinates(frame, ["params.lr"], "metrics.loss", True)
     assert figure.data[0].line.reversescale is True
 
 
 def test_parallel_coordinates_without_finite_metric_values_says_so() -> None:
-    frame = compare.chart_frame([run("a", "A", {"m": math.nan}, {}), run("b", "B", {}, {})])
+    frame = chart_data.chart_frame([run("a", "A", {"m": math.nan}, {}), run("b", "B", {}, {})])
     figure = charts.parallel_coordinates(frame, [], "metrics.m")
     assert not figure.data
     assert "No run has a finite value" in figure.layout.annotations[0].text
 
 
 def test_scatter_leaves_out_runs_with_non_finite_values_and_names_points() -> None:
-    frame = compare.chart_frame(sweep())
+    frame = chart_data.chart_frame(sweep())
     figure = charts.scatter_chart(frame, "params.lr", "metrics.acc")
     assert list(figure.data[0].x) == [0.1, 0.3]
     assert list(figure.data[0].text) == ["A", "B"]
 
 
 def test_scatter_of_a_text_param_uses_category_labels() -> None:
-    frame = compare.chart_frame(sweep())
+    frame = chart_data.chart_frame(sweep())
     figure = charts.scatter_chart(frame, "params.depth", "metrics.loss")
     assert list(figure.data[0].x) == ["3", charts.MISSING_LABEL]
 
@@ -137,12 +137,12 @@ def test_scatter_of_a_text_param_uses_category_labels() -> None:
 def test_box_plot_has_one_box_per_param_value_in_numeric_order() -> None:
     runs = [run(f"{i}", f"R{i}", {"acc": 0.5 + i / 10}, {"lr": lr}) for i, lr in enumerate("31")]
     runs.append(run("9", "R9", {"acc": 0.1}, {"lr": "10"}))
-    figure = charts.box_chart(compare.chart_frame(runs), "metrics.acc", "params.lr")
+    figure = charts.box_chart(chart_data.chart_frame(runs), "metrics.acc", "params.lr")
     assert [box.name for box in figure.data] == ["1", "3", "10"]
 
 
 def test_box_plot_drops_non_finite_metric_values() -> None:
-    figure = charts.box_chart(compare.chart_frame(sweep()), "metrics.acc", "params.kind")
+    figure = charts.box_chart(chart_data.chart_frame(sweep()), "metrics.acc", "params.kind")
     assert sum(len(box.y) for box in figure.data) == 2
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services import compare
-from services.errors import NotFound, ServerUnreachable
-from services.links import CompareView
-from services.records import ModelVersionSummary, Run
+from services.core.errors import NotFound, ServerUnreachable
+from services.core.links import CompareView
+from services.core.records import ModelVersionSummary, Run
+from services.experiments import chart_data, compare, version_metrics
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -236,22 +236,22 @@ def test_numeric_params_become_numbers_and_others_stay_text() -> None:
         run("a", params={"lr": "0.1", "depth": "None", "kind": "gbm"}, metrics={"m": 1.0}),
         run("b", params={"lr": "0.3", "depth": "3", "kind": "rf"}),
     ]
-    frame = compare.chart_frame(runs)
+    frame = chart_data.chart_frame(runs)
     assert frame["params.lr"].tolist() == [0.1, 0.3]
-    assert not compare.is_numeric_column(frame, "params.depth")
-    assert not compare.is_numeric_column(frame, "params.kind")
-    assert compare.is_numeric_column(frame, "metrics.m")
+    assert not chart_data.is_numeric_column(frame, "params.depth")
+    assert not chart_data.is_numeric_column(frame, "params.kind")
+    assert chart_data.is_numeric_column(frame, "metrics.m")
     assert math.isnan(frame.loc[1, "metrics.m"])
 
 
 def test_missing_numeric_param_is_nan_and_the_column_stays_numeric() -> None:
-    frame = compare.chart_frame([run("a", params={"lr": "0.1"}), run("b")])
-    assert compare.is_numeric_column(frame, "params.lr")
+    frame = chart_data.chart_frame([run("a", params={"lr": "0.1"}), run("b")])
+    assert chart_data.is_numeric_column(frame, "params.lr")
     assert math.isnan(frame.loc[1, "params.lr"])
 
 
 def test_an_infinite_param_is_text_not_a_number() -> None:
-    assert compare.as_numbers_if_possible(["inf", "1"]).dtype == object
+    assert chart_data.as_numbers_if_possible(["inf", "1"]).dtype == object
 
 
 def test_chart_choices_default_to_varying_params_and_the_history_metric() -> None:
@@ -259,7 +259,7 @@ def test_chart_choices_default_to_varying_params_and_the_history_metric() -> Non
         run("a", params={"lr": "0.1", "seed": "7"}, metrics={"acc": 0.9, "loss": 0.2}),
         run("b", params={"lr": "0.3", "seed": "7"}, metrics={"acc": 0.8, "loss": 0.3}),
     ]
-    choices = compare.chart_choices(CompareView(metrics=("loss",)), compare.chart_frame(runs))
+    choices = chart_data.chart_choices(CompareView(metrics=("loss",)), chart_data.chart_frame(runs))
     assert choices.parallel_params == ("params.lr",)
     assert choices.parallel_metric == "metrics.loss"
     assert choices.scatter_x == "params.lr"
@@ -270,7 +270,7 @@ def test_chart_choices_default_to_varying_params_and_the_history_metric() -> Non
 def test_stale_chart_choices_in_a_link_fall_back_to_defaults() -> None:
     runs = [run("a", params={"lr": "0.1"}, metrics={"acc": 0.9}), run("b", params={"lr": "1"})]
     view = CompareView(parallel_metric="gone", scatter_x="params.gone", box_group="params.gone")
-    choices = compare.chart_choices(view, compare.chart_frame(runs))
+    choices = chart_data.chart_choices(view, chart_data.chart_frame(runs))
     assert choices.parallel_metric == "metrics.acc"
     assert choices.scatter_x == "params.lr"
     assert choices.box_group == "params.lr"
@@ -279,7 +279,7 @@ def test_stale_chart_choices_in_a_link_fall_back_to_defaults() -> None:
 def test_valid_chart_choices_in_a_link_are_kept() -> None:
     runs = [run("a", params={"lr": "0.1"}, metrics={"acc": 0.9, "f1": 0.8}), run("b")]
     view = CompareView(parallel_metric="f1", scatter_x="metrics.acc", scatter_y="params.lr")
-    choices = compare.chart_choices(view, compare.chart_frame(runs))
+    choices = chart_data.chart_choices(view, chart_data.chart_frame(runs))
     assert (choices.parallel_metric, choices.scatter_x, choices.scatter_y) == (
         "metrics.f1",
         "metrics.acc",
@@ -288,8 +288,8 @@ def test_valid_chart_choices_in_a_link_are_kept() -> None:
 
 
 def test_runs_without_params_or_metrics_give_empty_choices() -> None:
-    choices = compare.chart_choices(CompareView(), compare.chart_frame([run("a"), run("b")]))
-    assert choices == compare.ChartChoices("", (), "", "", "", "")
+    choices = chart_data.chart_choices(CompareView(), chart_data.chart_frame([run("a"), run("b")]))
+    assert choices == chart_data.ChartChoices("", (), "", "", "", "")
 
 
 def test_keeping_the_shown_default_leaves_the_link_short() -> None:
@@ -316,7 +316,7 @@ def test_models_are_found_through_their_versions_source_experiments() -> None:
         version("orphan", 1, "deadbeef"),
         version("no-run", 1, ""),
     ]
-    found = compare.models_for_experiments(versions, {"1"}, lookup(wine, other))
+    found = version_metrics.models_for_experiments(versions, {"1"}, lookup(wine, other))
     assert found == ["wine-model"]
 
 
@@ -326,24 +326,30 @@ def test_the_model_with_most_versions_from_the_experiments_comes_first() -> None
         version("a-copy", 1, "w"),
         *(version("wine-model", n, "w") for n in (1, 2, 3)),
     ]
-    found = compare.models_for_experiments(versions, {"1"}, lookup(wine))
+    found = version_metrics.models_for_experiments(versions, {"1"}, lookup(wine))
     assert found == ["wine-model", "a-copy"]
 
 
 def test_version_trend_reads_each_source_run_and_marks_alias_holders() -> None:
     r1, r3 = run("r1", metrics={"acc": 0.7}), run("r3", metrics={"acc": 0.9})
     versions = [version("m", 3, "r3"), version("m", 1, "r1"), version("m", 2, "gone")]
-    trend = compare.version_trend(versions, [r1, r3], "acc", {"champion": 3, "challenger": 3})
+    trend = version_metrics.version_trend(
+        versions, [r1, r3], "acc", {"champion": 3, "challenger": 3}
+    )
     assert [(p.version, p.value) for p in trend] == [(1, 0.7), (2, None), (3, 0.9)]
     assert trend[2].aliases == ("challenger", "champion")
-    assert compare.version_source_run_ids(versions) == [r1.run_id, run("gone").run_id, r3.run_id]
+    assert version_metrics.version_source_run_ids(versions) == [
+        r1.run_id,
+        run("gone").run_id,
+        r3.run_id,
+    ]
 
 
 def test_trend_metric_prefers_a_wanted_metric_every_source_run_logged() -> None:
     sources = [run("a", metrics={"acc": 1, "loss": 1}), run("b", metrics={"acc": 1})]
-    assert compare.trend_metric_default(sources, ["loss", "acc"]) == "acc"
-    assert compare.trend_metric_default(sources, []) == "acc"
-    assert compare.trend_metric_default([], ["acc"]) == ""
+    assert version_metrics.trend_metric_default(sources, ["loss", "acc"]) == "acc"
+    assert version_metrics.trend_metric_default(sources, []) == "acc"
+    assert version_metrics.trend_metric_default([], ["acc"]) == ""
 
 
 def test_mlflows_stored_infinity_never_wins_a_higher_is_better_metric() -> None:

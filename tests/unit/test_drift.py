@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.drift import (
+from services.core.errors import DriftError
+from services.governance.config import DriftThresholds
+from services.monitoring.drift import (
     CATEGORICAL,
     HISTOGRAM_BINS,
     NUMERIC,
@@ -23,14 +25,11 @@ from services.drift import (
     Histogram,
     check_schema,
     compute_drift,
-    read_sql,
-    read_table,
     summary_from_json,
     summary_to_json,
 )
-from services.errors import DriftError
-from services.governance import DriftThresholds
-from services.monitoring import (
+from services.monitoring.readers import read_sql, read_table
+from services.monitoring.runs import (
     AMBER,
     GREEN,
     RED,

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import plotly.graph_objects as go
 
-from services import drift_charts, monitoring_view
-from services.drift import CATEGORICAL, NUMERIC, DriftSummary, FeatureDrift, Histogram
-from services.governance import DriftThresholds
-from services.monitoring import AMBER, GREEN, RED, UNKNOWN, MonitoringRun
+from services.governance.config import DriftThresholds
+from services.monitoring import drift_charts
+from services.monitoring import view as monitoring_view
+from services.monitoring.drift import CATEGORICAL, NUMERIC, DriftSummary, FeatureDrift, Histogram
+from services.monitoring.runs import AMBER, GREEN, RED, UNKNOWN, MonitoringRun
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 PAYLOAD = '</script><img src=x onerror="window.__xss=1">'

@@ -7,8 +7,9 @@ import requests
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
 
-from services import errors
-from services.tracking import _offset_token, _token_offset, _translate_mlflow
+from services.core import errors
+from services.core.gateway import _offset_token, _token_offset
+from services.core.mlflow_errors import translate_mlflow
 
 URI = "http://mlflow.example:5000"
 
@@ -51,14 +52,14 @@ def wrapped_network_error() -> MlflowException:
 def test_mlflow_errors_become_typed_errors_with_advice(
     exception: MlflowException, expected: type[errors.FlightdeckError], text: str
 ) -> None:
-    translated = _translate_mlflow(exception, "a read", URI)
+    translated = translate_mlflow(exception, "a read", URI)
     assert type(translated) is expected
     assert text in str(translated)
 
 
 def test_a_wrapped_connection_error_is_unreachable_even_without_a_cause() -> None:
     # MLflow raises its exception inside `except`, so the requests error is only the context.
-    translated = _translate_mlflow(wrapped_network_error(), "a read", URI)
+    translated = translate_mlflow(wrapped_network_error(), "a read", URI)
     assert isinstance(translated, errors.ServerUnreachable)
     assert str(translated).startswith(f"Cannot reach MLflow at {URI}: connection refused")
 

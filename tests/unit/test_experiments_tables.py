@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.experiments import experiments_table, filter_by_name, format_tags
-from services.formatting import ago, escape_markdown
-from services.records import Experiment, ExperimentActivity, RunCount
+from services.core.formatting import ago, escape_markdown
+from services.core.records import Experiment, ExperimentActivity, RunCount
+from services.experiments.listing import experiments_table, filter_by_name, format_tags
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ import re
 
 import pandas as pd
 
-from services.exports import FORMULA_PREFIXES, csv_export
-from services.settings import PROJECT_ROOT
+from services.core.exports import FORMULA_PREFIXES, csv_export
+from services.core.settings import PROJECT_ROOT
 
 
 def cells(exported: bytes) -> list[list[str]]:
@@ -36,7 +36,7 @@ def test_every_formula_prefix_is_neutralised_in_cells_and_column_names() -> None
 
 def test_no_page_or_service_writes_csv_except_through_the_helper() -> None:
     """A new export that calls ``to_csv`` itself would skip the neutralising."""
-    exporter = PROJECT_ROOT / "services" / "exports.py"
+    exporter = PROJECT_ROOT / "services" / "core" / "exports.py"
     offenders = [
         f"{path.relative_to(PROJECT_ROOT)}:{number}"
         for folder in ("pages", "services", "jobs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import filters
+from services.core import filters
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.formatting import escape_heading, escape_markdown
+from services.core.formatting import escape_heading, escape_markdown
 from tests.hostile import (
     PAYLOADS,
     foreign_references,

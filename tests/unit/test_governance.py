@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.errors import ConfigurationError
-from services.governance import (
+from services.core.errors import ConfigurationError
+from services.governance.config import (
     DriftSource,
     DriftThresholds,
     Gates,

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.history import (
+from services.core.records import MetricPoint
+from services.experiments.history import (
     history_series,
     is_finite_value,
     non_finite_points,
     smooth,
     x_values,
 )
-from services.records import MetricPoint
 
 T0_MS = 1_790_000_000_000
 

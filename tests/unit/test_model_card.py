@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.gates import GateResult
-from services.model_card import ModelCard, to_html, to_markdown
+from services.governance.gates import GateResult
+from services.governance.model_card import ModelCard, to_html, to_markdown
 
 CARD = ModelCard(
     title="m <b>v2</b> → @champion",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.links import PRESENT_MIN_REFRESH_S, PRESENT_REFRESH_S, present_settings
-from services.monitoring import DriftStatus
-from services.overview import ModelHealth, metric_delta
+from services.core.links import PRESENT_MIN_REFRESH_S, PRESENT_REFRESH_S, present_settings
+from services.monitoring.runs import DriftStatus
+from services.overview.fleet import ModelHealth, metric_delta
 
 
 def health(metric: str, values: dict[int, float], higher: bool = True) -> ModelHealth:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.redaction import (
+from services.core.redaction import (
     MASK,
     Redactor,
     engine_environment,
@@ -15,8 +15,8 @@ from services.redaction import (
     without_password,
     without_userinfo,
 )
+from services.core.settings import load_settings
 from services.retraining.engines import job_environment, training_command
-from services.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from services import charts, registry
-from services.records import (
+from services.core.records import (
     CURRENT_HOLDER,
     AliasMove,
     ModelSignature,
@@ -18,6 +17,7 @@ from services.records import (
     Run,
     SignatureColumn,
 )
+from services.experiments import charts, registry
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 EVIL = "<b>x</b><img src=x onerror=alert(1)>"

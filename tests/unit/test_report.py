@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.governance import DriftThresholds
-from services.report import report_html
+from services.governance.config import DriftThresholds
+from services.overview.report import report_html
 from tests.report_fixtures import HOSTILE, OVERVIEW
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.errors import ConfigurationError
-from services.governance import DriftThresholds, RetrainingPolicy, parse_governance
-from services.monitoring import MonitoringRun
+from services.core.errors import ConfigurationError
+from services.governance.config import DriftThresholds, RetrainingPolicy, parse_governance
+from services.monitoring.runs import MonitoringRun
 from services.retraining.cron import CronSchedule
 from services.retraining.policy import (
     BLOCKED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobs.run import dashboard_environment
-from services.settings import load_settings
+from services.core.settings import load_settings
 
 
 def test_make_run_enables_development_mode_for_the_embedded_demo(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.records import DatasetSummary, MetricPoint, ModelVersionSummary, Run
-from services.run_detail import (
+from services.core.records import DatasetSummary, MetricPoint, ModelVersionSummary, Run
+from services.experiments.run_detail import (
     child_runs_filter,
     child_runs_table,
     datasets_table,

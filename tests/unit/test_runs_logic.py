@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from services.errors import FlightdeckError
-from services.links import RunsView
-from services.records import Run
-from services.runs import (
+from services.core.errors import FlightdeckError
+from services.core.links import RunsView
+from services.core.records import Run
+from services.experiments.runs import (
     build_search,
     column_catalog,
     default_columns,
@@ -164,9 +164,9 @@ def test_a_broken_link_still_opens() -> None:
 
 
 def test_load_all_reports_a_failure_instead_of_hanging() -> None:
-    from services.errors import ServerUnreachable
-    from services.records import RunPage
-    from services.runs import RunLoader, RunSearch
+    from services.core.errors import ServerUnreachable
+    from services.core.records import RunPage
+    from services.experiments.runs import RunLoader, RunSearch
 
     def fetch_then_fail(ids, filter_string, order_by, size, token):  # type: ignore[no-untyped-def]
         if token is None:

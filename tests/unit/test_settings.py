@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from services.errors import ConfigurationError
-from services.settings import load_settings, mlflow_client_environment
+from services.core.errors import ConfigurationError
+from services.core.settings import load_settings, mlflow_client_environment
 
 
 def test_defaults_use_the_embedded_server_on_loopback(tmp_path: Path) -> None:

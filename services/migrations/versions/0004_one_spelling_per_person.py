@@ -1,7 +1,8 @@
 """One spelling per person: names in requests and decisions stored in their case-folded form.
 
 "Ben" and "ben" used to count as two approvers of one request. Names are now case-folded on the
-way in (``services.auth.person_key``); this brings the stored rows to the same form, keeping the
+way in (``services.governance.auth.person_key``); this brings the stored rows to the same form,
+keeping the
 earliest decision when one person decided a request twice under two spellings. The audit log is
 left as it was recorded: rewriting it would break its hash chain.
 

@@ -1,0 +1,1 @@
+"""Browsing and comparing experiments, runs and registered models."""
