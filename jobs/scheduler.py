@@ -27,10 +27,10 @@ from services.control_loop.passes import RETRAINING, PassInputs, record_pass, ru
 from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
 from services.core.settings import apply_mlflow_environment, load_settings
+from services.core.wiring import build
 from services.governance import promotion
-from services.governance.audit_anchor import AuditAnchor, open_audited_store
 from services.governance.config import load_governance
-from services.retraining.engines import backend_for, job_environment
+from services.retraining.engines import job_environment
 from services.retraining.jobs import mark_lost_at_startup
 
 DEFAULT_INTERVAL_S = 30.0
@@ -42,36 +42,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("flightdeck.scheduler")
     try:
         settings = load_settings()
-        governance = load_governance(settings.governance_path)
         apply_mlflow_environment(settings)
         gateway = TrackingGateway(settings)
-        anchor = AuditAnchor(gateway, settings.audit_anchor_experiment)
-        services = promotion.Services(
-            store=open_audited_store(settings, anchor), registry=gateway, governance=governance
-        )
+        services = build(settings, gateway=gateway)
     except FlightdeckError as exc:
         print(f"Error: the control loop cannot start: {exc}", file=sys.stderr)
         return 2
-    backend = backend_for(settings)
     lock = leader_lock(services.store, settings.data_dir)
     signal.signal(signal.SIGTERM, _stop)
     inputs = PassInputs(
         gateway=gateway,
         data_dir=settings.data_dir,
-        backend=backend,
         job_env=job_environment(settings),
-        anchor=anchor,
         stuck_after=promotion.stuck_after(settings.mlflow_call_limit_s),
         # A schedule that fell due while nothing ran fires once, on the first pass.
         last_check=datetime.now(UTC) - timedelta(seconds=args.interval),
     )
     try:
-        for job in mark_lost_at_startup(services.store, backend):
+        for job in mark_lost_at_startup(services.store, services.backend):
             log.info("job %s of %s is %s", job.job_id[:8], job.model, job.status)
     except FlightdeckError as exc:
         log.warning("could not check the jobs left from before: %s", exc)
     log.info(
-        "started as %s: %s engine, a pass every %g s", lock.holder, backend.name, args.interval
+        "started as %s: %s engine, a pass every %g s",
+        lock.holder,
+        services.backend.name,
+        args.interval,
     )
     leading = False
     try:
@@ -82,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log.info("leading: this process runs the passes")
                 leading = True
                 try:  # policies are edited on the page: read them again each pass
-                    services = replace(
-                        services, governance=load_governance(settings.governance_path)
-                    )
+                    services = services.with_governance(load_governance(settings.governance_path))
                 except FlightdeckError as exc:
                     log.warning("keeping the previous policies: %s", exc)
                 report = run_pass(services, inputs, now, lock.holder, args.interval)

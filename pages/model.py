@@ -22,7 +22,7 @@ from services.core.records import AliasMove, ModelVersionSummary, Run
 from services.experiments import charts, registry
 from services.experiments.compare import keep_implicit
 from services.experiments.run_detail import format_time, key_value_table
-from services.governance import alias_history, promotion
+from services.governance import alias_history, promotion, requests
 from services.governance.auth import Action
 
 LAST_QUERY_KEY = "model.last_query"
@@ -136,10 +136,10 @@ me = cache.identity()
 moves: list[AliasMove] = []
 history_problem = ""
 try:
-    services = cache.promotion_services(settings)
+    services = cache.wiring(settings)
     moves = alias_history.alias_history(services.store, model.name, services.governance.target)
     open_requests = promotion.list_requests(
-        services.store, model=model.name, statuses=promotion.OPEN_STATUSES
+        services.store, model=model.name, statuses=requests.OPEN_STATUSES
     )
 except FlightdeckError as exc:
     history_problem = f"Promotion history is unavailable: {exc}"
@@ -168,7 +168,7 @@ if not history_problem:
                 "model": model.name,
                 "version": str(previous),
                 "target": alias,
-                "kind": promotion.ROLLBACK,
+                "kind": requests.ROLLBACK,
             },
             disabled=not me.may(Action.REQUEST_PROMOTION),
         )

@@ -18,19 +18,19 @@ from services import cache
 from services.core.errors import FlightdeckError, NotFound
 from services.core.formatting import escape_heading, escape_markdown
 from services.core.links import MODEL_PAGE
-from services.governance import promotion
+from services.governance import promotion, requests
 from services.governance.auth import Action, role_phrase
 from services.governance.decision import decision_view
 
 STATUS_ICONS = {
-    promotion.PENDING: ":material/hourglass_top:",
-    promotion.EXECUTING: ":material/sync:",
-    promotion.EXECUTED: ":material/check_circle:",
-    promotion.REJECTED: ":material/block:",
-    promotion.EXPIRED: ":material/timer_off:",
-    promotion.CANCELLED: ":material/cancel:",
-    promotion.STALE: ":material/sync_problem:",
-    promotion.FAILED: ":material/error:",
+    requests.PENDING: ":material/hourglass_top:",
+    requests.EXECUTING: ":material/sync:",
+    requests.EXECUTED: ":material/check_circle:",
+    requests.REJECTED: ":material/block:",
+    requests.EXPIRED: ":material/timer_off:",
+    requests.CANCELLED: ":material/cancel:",
+    requests.STALE: ":material/sync_problem:",
+    requests.FAILED: ":material/error:",
 }
 FORM_KEY = "promotions.form_key"  # idempotency key: one request per form, however often sent
 
@@ -40,14 +40,14 @@ query = cache.read_query()
 st.title("Promotions")
 
 try:
-    services = cache.promotion_services(settings)
+    services = cache.wiring(settings)
     requests = promotion.list_requests(services.store)
 except FlightdeckError as exc:
     st.error(escape_markdown(str(exc)), icon=":material/database:")
     st.stop()
 
 
-def perform(label: str, action: Callable[[], promotion.PromotionRequest]) -> None:
+def perform(label: str, action: Callable[[], requests.PromotionRequest]) -> None:
     """Run a write from a button's callback, before the page reruns, and keep its outcome.
 
     Callbacks run before the script, so the write cannot be cut short by a rerun, and it acts
@@ -201,7 +201,7 @@ if chosen is not None:
         )
 
     own = me.name.casefold() == chosen.requested_by.casefold()
-    if chosen.status == promotion.PENDING:
+    if chosen.status == requests.PENDING:
         why_not = (
             "You requested this promotion: another approver must decide it (four-eyes)."
             if own
@@ -251,7 +251,7 @@ if chosen is not None:
                         lambda: promotion.cancel(services, me, chosen.request_id, reason_text),
                     ),
                 )
-    elif chosen.status == promotion.FAILED:
+    elif chosen.status == requests.FAILED:
         st.button(
             "Retry the move",
             icon=":material/replay:",
@@ -347,8 +347,8 @@ except FlightdeckError as exc:
     st.error(str(exc))
     st.stop()
 prefill_target = (query.get("target") or [target_choices[0]])[0]
-kind = (query.get("kind") or [promotion.PROMOTION])[0]
-if kind == promotion.ROLLBACK:
+kind = (query.get("kind") or [requests.PROMOTION])[0]
+if kind == requests.ROLLBACK:
     st.caption(":material/undo: Rollback: the form is filled in with the previous holder.")
 st.session_state.setdefault(FORM_KEY, uuid.uuid4().hex)
 with st.form("promotions.request"):
@@ -379,7 +379,7 @@ with st.form("promotions.request"):
         on_click=send_form,
         args=(kind,),
     )
-    if kind == promotion.ROLLBACK and me.may(Action.EXECUTE_DIRECTLY):
+    if kind == requests.ROLLBACK and me.may(Action.EXECUTE_DIRECTLY):
         st.form_submit_button(
             "Roll back now, without approval",
             icon=":material/undo:",

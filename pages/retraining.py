@@ -53,8 +53,8 @@ query = cache.read_query()
 st.title("Retraining")
 
 try:
-    services = cache.promotion_services(settings)
-    backend = cache.retraining_backend(settings)
+    services = cache.wiring(settings)
+    backend = services.backend
     models = [m.name for m in cache.registered_models(settings)]
 except FlightdeckError as exc:
     st.error(escape_markdown(str(exc)), icon=":material/error:")

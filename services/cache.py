@@ -34,14 +34,13 @@ from services.core.records import (
 )
 from services.core.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_TTL_S, Settings
 from services.core.store import Store
+from services.core.wiring import Wiring
+from services.core.wiring import build as wiring_for
 from services.experiments.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.experiments.runs import RunLoader, RunSearch, first_page
-from services.governance import promotion
-from services.governance.audit_anchor import AuditAnchor, open_audited_store
+from services.governance.audit_anchor import AuditAnchor
 from services.governance.auth import Identity
 from services.governance.config import Governance
-from services.retraining.base import Backend
-from services.retraining.engines import backend_for
 
 if TYPE_CHECKING:  # imported where used: only the Monitoring page needs drift (and pandas)
     import pandas as pd
@@ -135,44 +134,35 @@ def _rerun_through_the_frame() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(config: Settings) -> Store:
-    return open_audited_store(config, audit_anchor(config))
+def _wiring(config: Settings) -> Wiring:
+    # The governance is this script run's (see wiring()); the store is opened (and migrated)
+    # once per process, and a failure is retried on the next run since it is not cached.
+    return wiring_for(config, Governance(), gateway(config))
+
+
+def wiring(config: Settings) -> Wiring:
+    """The composition root's services for this process, with the governance ``app.py`` read
+    for this script run: what the pages hand to the services that act."""
+    return _wiring(config).with_governance(governance())
 
 
 def store(config: Settings) -> Store:
-    """The application store, opened (and migrated) once per process; a failure is retried.
+    """The application store: it chains audit events with the configured key, redacts
+    credentials from audit details, and anchors the log's head in MLflow after every
+    audited write."""
+    return _wiring(config).store
 
-    It chains audit events with the configured key, redacts credentials from audit details,
-    and anchors the log's head in MLflow after every audited write."""
-    return _store(config)
 
-
-@st.cache_resource(show_spinner=False)
 def audit_anchor(config: Settings) -> AuditAnchor:
-    """The audit log's anchor in MLflow, one per configuration (shared by the store's hook)."""
-    return AuditAnchor(gateway(config), config.audit_anchor_experiment)
+    """The audit log's anchor in MLflow (the one the store's hook updates)."""
+    anchor = _wiring(config).anchor
+    assert anchor is not None  # wiring_for always builds one
+    return anchor
 
 
 def loop_health(config: Settings) -> LoopHealth:
     """How fresh the control loop's heartbeat is; one small query, so read on every run."""
     return control_loop.loop_health(store(config), datetime.now(UTC))
-
-
-def promotion_services(config: Settings) -> promotion.Services:
-    """What the promotion functions need, wired to this process's store and MLflow client."""
-    return promotion.Services(
-        store=store(config), registry=gateway(config), governance=governance()
-    )
-
-
-@st.cache_resource(show_spinner=False)
-def _retraining_backend(config: Settings) -> Backend:
-    return backend_for(config)  # the control loop marks jobs lost at its start, not a page
-
-
-def retraining_backend(config: Settings) -> Backend:
-    """The configured retraining engine."""
-    return _retraining_backend(config)
 
 
 @st.cache_resource(show_spinner=False)
@@ -444,11 +434,11 @@ def _model_version_signature(
 
 def fleet_overview(settings: Settings) -> Overview:
     """Every model's health, the fleet counts and the week's changes."""
-    return _note_freshness(_fleet_overview(settings, promotion_services(settings)))
+    return _note_freshness(_fleet_overview(settings, wiring(settings)))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=4)
-def _fleet_overview(settings: Settings, _services: promotion.Services) -> Fetched[Overview]:
+def _fleet_overview(settings: Settings, _services: Wiring) -> Fetched[Overview]:
     from services.overview.fleet import fleet_overview as read
 
     return _fetch(lambda: read(_services))

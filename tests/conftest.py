@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from services.core.conventions import CHAMPION, TRAINING_PROJECT_TAG
 from services.core.processes import ServerProcess, free_port, start_mlflow_server
 from services.core.settings import PROJECT_ROOT, Settings, load_settings
+from services.core.wiring import Wiring
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -248,7 +249,6 @@ def follow_jobs_once(env: Mapping[str, str]) -> None:
     whose other steps would act on every model of the session's shared demo server."""
     from services.core.gateway import TrackingGateway
     from services.core.store import open_store
-    from services.governance import promotion
     from services.governance.config import load_governance
     from services.retraining.engines import backend_for
     from services.retraining.loop import follow_jobs
@@ -256,7 +256,7 @@ def follow_jobs_once(env: Mapping[str, str]) -> None:
     settings = load_settings(env)
     store = open_store(settings.store_url)
     try:
-        services = promotion.Services(
+        services = Wiring(
             store, TrackingGateway(settings), load_governance(settings.governance_path)
         )
         follow_jobs(services, backend_for(settings))

@@ -32,7 +32,8 @@ from mlflow import MlflowClient
 from services.core.gateway import TrackingGateway
 from services.core.settings import load_settings
 from services.core.store import Store
-from services.governance import promotion
+from services.core.wiring import Wiring
+from services.governance import promotion, requests
 from services.governance.auth import Identity
 from services.governance.config import load_governance
 from services.retraining import jobs
@@ -266,16 +267,15 @@ def build_hostile_world(tracking_uri: str, store: Store, backend: Backend) -> Ho
     client.set_registered_model_alias(model, "champion", "1")
 
     settings = load_settings({"MLFLOW_TRACKING_URI": tracking_uri}, secrets_path=Path("/dev/null"))
-    services = promotion.Services(
+    services = Wiring(
         store=store,
         registry=TrackingGateway(settings),
         governance=load_governance(settings.governance_path),
-        notify=lambda *_: None,
     )
     requester = Identity(hostile("fdxrequester"), True, "operator")
     approver = Identity(hostile("fdxapprover"), True, "approver")
 
-    def request(key: str) -> promotion.PromotionRequest:
+    def request(key: str) -> requests.PromotionRequest:
         return promotion.request_promotion(
             services,
             requester,

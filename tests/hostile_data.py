@@ -36,6 +36,7 @@ from mlflow.entities import Metric
 from services.core.gateway import TrackingGateway
 from services.core.settings import Settings
 from services.core.store import Store
+from services.core.wiring import Wiring
 from services.governance import promotion
 from services.governance.auth import Identity
 from services.governance.config import load_governance
@@ -109,11 +110,10 @@ def seed_hostile_data(
     client = MlflowClient(settings.tracking_uri)
     _write_governance(governance_path, [registry_name(v) for v in FAMILIES.values()])
     gateway = TrackingGateway(settings)
-    services = promotion.Services(
+    services = Wiring(
         store=store,
         registry=gateway,
         governance=load_governance(governance_path),
-        notify=lambda *_: None,
     )
     drift = _drift_result()
     seeded: list[HostileEntities] = []

@@ -21,7 +21,7 @@ replicas may each start a loop. The holder records each pass (its heartbeat) in 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,12 +31,13 @@ import sqlalchemy as sa
 from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
 from services.core.store import Store, aware, loop_passes
-from services.governance import notifications, promotion
+from services.core.wiring import Wiring
+from services.governance import promotion
 from services.governance.alias_history import detect_external_changes
-from services.governance.audit_anchor import AuditAnchor, anchor_audit_head
+from services.governance.audit_anchor import anchor_audit_head
 from services.monitoring.runs import RED, drift_status, monitoring_runs
 from services.monitoring.scheduled_drift import monitor_model
-from services.retraining.base import RUNNING, SUCCEEDED, Backend
+from services.retraining.base import RUNNING, SUCCEEDED
 from services.retraining.jobs import RetrainingJob
 from services.retraining.loop import follow_jobs
 from services.retraining.policy import FIRED
@@ -90,21 +91,20 @@ class LoopHealth:
 
 @dataclass(frozen=True, slots=True)
 class PassInputs:
-    """What a pass needs besides the services, kept between passes by the caller."""
+    """What a pass needs besides the wiring, kept between passes by the caller."""
 
     gateway: TrackingGateway
+    """The MLflow gateway, for what monitoring writes (the wiring's registry, typed in full)."""
     data_dir: Path
     """Flightdeck's data folder, for ``{data_dir}`` in a drift source's path."""
-    backend: Backend
     job_env: dict[str, str]
-    anchor: AuditAnchor
     stuck_after: timedelta
     last_check: datetime
     """The previous pass's start: a retraining schedule fires when one of its times is between."""
 
 
 def run_pass(
-    services: promotion.Services, inputs: PassInputs, now: datetime, holder: str, interval_s: float
+    services: Wiring, inputs: PassInputs, now: datetime, holder: str, interval_s: float
 ) -> PassReport:
     """Run every step once, in order, and return what each did."""
     steps = (
@@ -113,7 +113,7 @@ def run_pass(
         _step("reconciliation", lambda: _reconciliation(services, inputs, now)),
         _step("scheduled drift", lambda: _scheduled_drift(services, inputs, now)),
         _step("notifications", lambda: _notifications(services, now)),
-        _step("audit anchor", lambda: _anchor(services.store, inputs.anchor)),
+        _step("audit anchor", lambda: _anchor(services)),
     )
     return PassReport(holder, now, _clock(now), interval_s, steps)
 
@@ -132,12 +132,12 @@ def _step(name: str, action: Callable[[], str | tuple[str, str]]) -> StepReport:
     return StepReport(name, done, problem)
 
 
-def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
-    followed = follow_jobs(services, inputs.backend)
+def _retraining(services: Wiring, inputs: PassInputs, now: datetime) -> str:
+    followed = follow_jobs(services, services.backend)
     for job in followed:
         _tell_about_job(services, job, now)
     decisions = run_policies(
-        services, inputs.backend, inputs.job_env, last_check=inputs.last_check, now=now
+        services, services.backend, inputs.job_env, last_check=inputs.last_check, now=now
     )
     fired = sum(d.outcome == FIRED for d in decisions)
     return (
@@ -145,7 +145,7 @@ def _retraining(services: promotion.Services, inputs: PassInputs, now: datetime)
     )
 
 
-def _tell_about_job(services: promotion.Services, job: RetrainingJob, now: datetime) -> None:
+def _tell_about_job(services: Wiring, job: RetrainingJob, now: datetime) -> None:
     """A retrain started (now running), or finished or failed (now judged): once each."""
     if job.status == RUNNING and job.outcome is None:
         event = "retrain_started"
@@ -157,10 +157,10 @@ def _tell_about_job(services: promotion.Services, job: RetrainingJob, now: datet
         f" {job.outcome}" if job.outcome else ""
     )
     details = {"model": job.model, "job_id": job.job_id, "status": job.status}
-    _tell(services, event, text, details, now)
+    services.notifier.tell(event, text, details, now)
 
 
-def _external_changes(services: promotion.Services) -> tuple[str, str]:
+def _external_changes(services: Wiring) -> tuple[str, str]:
     since = _last_watched(services.store)
     models = services.registry.registered_models()
     changed: list[str] = []
@@ -185,14 +185,12 @@ def _last_watched(store: Store) -> datetime | None:
     return None
 
 
-def _reconciliation(services: promotion.Services, inputs: PassInputs, now: datetime) -> str:
+def _reconciliation(services: Wiring, inputs: PassInputs, now: datetime) -> str:
     resolved = promotion.reconcile(services, stuck_after=inputs.stuck_after, now=now)
     return f"{len(resolved)} request(s) resolved or expired"
 
 
-def _scheduled_drift(
-    services: promotion.Services, inputs: PassInputs, now: datetime
-) -> tuple[str, str]:
+def _scheduled_drift(services: Wiring, inputs: PassInputs, now: datetime) -> tuple[str, str]:
     sources = services.governance.drift_sources
     if not sources:
         return "no [monitoring.sources] configured", ""
@@ -203,44 +201,35 @@ def _scheduled_drift(
             before = _in_alarm(services, inputs.gateway, model)
             new = monitor_model(inputs.gateway, services.store, model, source, inputs.data_dir, now)
             if new and _in_alarm(services, inputs.gateway, model) != before:
-                _tell(services, "drift_alarm_cleared" if before else "drift_alarm_raised",
-                      f"Drift alarm {'cleared' if before else 'raised'} for {model}.",
-                      {"model": model}, now)  # fmt: skip
+                services.notifier.tell(
+                    "drift_alarm_cleared" if before else "drift_alarm_raised",
+                    f"Drift alarm {'cleared' if before else 'raised'} for {model}.",
+                    {"model": model},
+                    now,
+                )
             logged += new
         except FlightdeckError as exc:
             problems.append(f"{model}: {exc}")
     return f"{len(logged)} new batch(es) monitored", "; ".join(problems)
 
 
-def _in_alarm(services: promotion.Services, gateway: TrackingGateway, model: str) -> bool:
+def _in_alarm(services: Wiring, gateway: TrackingGateway, model: str) -> bool:
     status = drift_status(monitoring_runs(gateway, model), services.governance.drift)
     return status.level == RED
 
 
-def _tell(
-    services: promotion.Services,
-    event: str,
-    text: str,
-    details: Mapping[str, object],
-    now: datetime,
-) -> None:
-    """Record a notification when a webhook is configured; the notifications step delivers it."""
-    if services.governance.webhook_url:
-        with services.store.write() as connection:
-            notifications.enqueue(connection, event, text, details, now)
-
-
-def _notifications(services: promotion.Services, now: datetime) -> tuple[str, str]:
-    url = services.governance.webhook_url
-    if not url:
+def _notifications(services: Wiring, now: datetime) -> tuple[str, str]:
+    if not services.governance.webhook_url:
         return "no webhook configured", ""
     # Now, not the pass's start: what the steps before recorded is due too.
-    delivered, failed = notifications.deliver_due(services.store, url, _clock(now))
+    delivered, failed = services.notifier.deliver(_clock(now))
     return f"{delivered} delivered", f"{failed} failed, retried later" if failed else ""
 
 
-def _anchor(store: Store, anchor: AuditAnchor) -> str:
-    result = anchor_audit_head(store, anchor)
+def _anchor(services: Wiring) -> str:
+    if services.anchor is None:
+        return "no anchor configured"
+    result = anchor_audit_head(services.store, services.anchor)
     if result.head is None:
         return "the audit log is empty"
     return f"anchored at event {result.head.seq}" + ("" if result.moved else " (unchanged)")

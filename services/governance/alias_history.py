@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 from services.core.conventions import SERVING_STAGES
 from services.core.records import AliasMove
 from services.core.store import Store, promotion_requests
-from services.governance import audit, notifications
-from services.governance.promotion import EXECUTING, Registry, Services
+from services.core.wiring import Wiring
+from services.governance import audit
+from services.governance.requests import EXECUTING, Registry
 
 MOVE_ACTIONS = ("alias.moved", "alias.external_change")
 HISTORY_COLUMNS = (
@@ -29,7 +30,7 @@ HISTORY_COLUMNS = (
 OBSERVED = "alias.observed"
 
 
-def rollback_target(services: Services, model: str, target: str) -> int | None:
+def rollback_target(services: Wiring, model: str, target: str) -> int | None:
     """The version that held ``target`` before its current holder, from the audit log."""
     for move in reversed(alias_history(services.store, model, services.governance.target, target)):
         if move.previous is not None:
@@ -37,7 +38,7 @@ def rollback_target(services: Services, model: str, target: str) -> int | None:
     return None
 
 
-def rollback_targets(services: Services, model: str) -> dict[str, int]:
+def rollback_targets(services: Wiring, model: str) -> dict[str, int]:
     """Each alias (or serving stage) of ``model`` that has a previous holder, and that version."""
     targets = current_targets(services.registry, model, services.governance.target)
     found = {target: rollback_target(services, model, target) for target in targets}
@@ -93,7 +94,7 @@ def holder_at(moves: Sequence[AliasMove], at: datetime) -> AliasMove | None:
 
 
 def detect_external_changes(
-    services: Services, model: str, since: datetime | None = None
+    services: Wiring, model: str, since: datetime | None = None
 ) -> list[str]:
     """Record aliases (or serving stages) of ``model`` that moved outside Flightdeck since it
     last looked.
@@ -142,15 +143,14 @@ def detect_external_changes(
             )
             if not first_sight:
                 changed.append(alias)
-                if services.governance.webhook_url:
-                    notifications.enqueue(
-                        connection,
-                        "moved_outside_flightdeck",
-                        f"@{alias} of {model} was moved outside Flightdeck: "
-                        f"{_version_label(previous)} → {_version_label(current)}.",
-                        {"model": model, "target": alias, "previous": previous, "version": current},
-                        now,
-                    )
+                services.notifier.record(
+                    connection,
+                    "moved_outside_flightdeck",
+                    f"@{alias} of {model} was moved outside Flightdeck: "
+                    f"{_version_label(previous)} → {_version_label(current)}.",
+                    {"model": model, "target": alias, "previous": previous, "version": current},
+                    now,
+                )
     return changed
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from services.core.errors import NotFound
 from services.core.records import ModelVersionSummary, Run
+from services.core.wiring import Wiring
 from services.experiments.registry import (
     SignatureCheck,
     VersionComparison,
@@ -13,7 +14,7 @@ from services.experiments.registry import (
     version_comparison,
 )
 from services.governance.gates import GateResult, evaluate_gates
-from services.governance.promotion import PromotionRequest, Services
+from services.governance.requests import PromotionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class DecisionView:
         return all(g.passed for g in self.gates)
 
 
-def decision_view(services: Services, request: PromotionRequest) -> DecisionView:
+def decision_view(services: Wiring, request: PromotionRequest) -> DecisionView:
     """Gather the decision page's content; reads MLflow, never writes.
 
     Raises:
@@ -92,14 +93,14 @@ def evaluation_note(champion: Run | None, challenger: Run | None) -> str:
     return "The runs logged different datasets (different digests): compare the metrics with care."
 
 
-def _version(services: Services, model: str, version: int) -> ModelVersionSummary | None:
+def _version(services: Wiring, model: str, version: int) -> ModelVersionSummary | None:
     try:
         return services.registry.get_model_version(model, version)
     except NotFound:
         return None
 
 
-def _run(services: Services, version: ModelVersionSummary | None) -> Run | None:
+def _run(services: Wiring, version: ModelVersionSummary | None) -> Run | None:
     if version is None or not version.run_id:
         return None
     try:

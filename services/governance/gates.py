@@ -15,21 +15,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from services.core.conventions import CHAMPION_METRIC_PREFIX, COMPARED_WITH_TAG, JOB_ID_TAG
 from services.core.errors import NotFound, RetrainingError
 from services.core.records import ModelVersionSummary, Run
 from services.core.store import Store
+from services.core.wiring import Wiring
 from services.experiments.compare import inferred_lower_is_better
 from services.experiments.registry import signature_comparison
 from services.governance.config import DriftThresholds, Gates
+from services.governance.requests import PromotionRequest, Registry
 from services.monitoring.runs import RED, UNKNOWN, MonitoringRun, drift_status, monitoring_runs
 from services.retraining.base import SUCCEEDED
 from services.retraining.jobs import RetrainingJob, get_job
-
-if TYPE_CHECKING:
-    from services.governance.promotion import PromotionRequest, Registry, Services
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +45,13 @@ class GateResult:
     vouched for by the store), for a person; empty when there are none."""
 
 
-def evaluate_gates(services: Services, request: PromotionRequest) -> list[GateResult]:
+def evaluate_gates(services: Wiring, request: PromotionRequest) -> list[GateResult]:
     """The configured gates for ``request``, each with its verdict and figures."""
     return evaluate_candidate(services, request.model, request.version, request.expected_holder)
 
 
 def evaluate_candidate(
-    services: Services, model: str, version: int, holder: int | None
+    services: Wiring, model: str, version: int, holder: int | None
 ) -> list[GateResult]:
     """The configured gates for moving ``model``'s target from ``holder`` to ``version``; the
     retraining loop asks this before it opens a request."""
@@ -193,7 +191,7 @@ def _signature_gate(
     return GateResult(name, check.compatible, check.reason)
 
 
-def _drift_gate(services: Services, model: str, challenger: ModelVersionSummary) -> GateResult:
+def _drift_gate(services: Wiring, model: str, challenger: ModelVersionSummary) -> GateResult:
     """Red blocks approval, except for a version a Flightdeck retraining registered after the
     alarm began: that version is the response to the alarm, so it does not hold it back."""
     name = "No open drift alarm"

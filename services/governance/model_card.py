@@ -11,15 +11,13 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from services.core.records import Run
+from services.core.wiring import Wiring
 from services.experiments.charts import APP_THEME, PALETTE
 from services.governance.gates import GateResult
+from services.governance.requests import PromotionRequest
 from services.monitoring.runs import drift_status, monitoring_runs
-
-if TYPE_CHECKING:
-    from services.governance.promotion import PromotionRequest, Services
 
 CARD_DIR = "model_card"
 MARKDOWN_PATH = f"{CARD_DIR}/model_card.md"
@@ -39,7 +37,7 @@ class ModelCard:
 
 
 def build_card(
-    services: Services, request: PromotionRequest, gates: Sequence[GateResult]
+    services: Wiring, request: PromotionRequest, gates: Sequence[GateResult]
 ) -> ModelCard:
     """Gather the card's content from MLflow and the request."""
     registry = services.registry

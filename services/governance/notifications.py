@@ -11,19 +11,20 @@ Two deliverers never post the same row: each claims it first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from services.core.errors import FlightdeckError
 from services.core.store import Store, notifications
-
-if TYPE_CHECKING:
-    from services.governance.promotion import PromotionRequest
+from services.governance.requests import PromotionRequest
 
 WEBHOOK_TIMEOUT_S = 5
 MAX_ATTEMPTS = 8
@@ -36,6 +37,52 @@ BATCH = 50
 
 Poster = Callable[[str, Mapping[str, Any]], None]
 """Posts a payload to a URL; raises on failure (a fake only where a test says so)."""
+
+
+def post_json(url: str, payload: Mapping[str, Any]) -> None:
+    """Post ``payload``; raises ``requests.RequestException`` unless it was accepted."""
+    requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    """Where Flightdeck's notifications go: the outbox in ``store``, delivered to
+    ``webhook_url``. With no webhook configured nothing is recorded."""
+
+    store: Store
+    webhook_url: str
+    post: Poster = post_json
+
+    def record(
+        self, connection: Connection, event: str, text: str, details: Mapping[str, Any],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Record a notification inside the caller's write transaction."""
+        if self.webhook_url:
+            enqueue(connection, event, text, details, now)
+
+    def tell(self, event: str, text: str, details: Mapping[str, Any], now: datetime) -> None:
+        """Record a notification in a transaction of its own; the loop delivers it."""
+        if self.webhook_url:
+            with self.store.write() as connection:
+                enqueue(connection, event, text, details, now)
+
+    def promotion_step(self, event: str, request: PromotionRequest, actor: str) -> None:
+        """Record a promotion step and try to deliver it at once; the control loop retries.
+        Never raises: a notification must not undo or block a promotion."""
+        if not self.webhook_url:
+            return
+        now = datetime.now(UTC)
+        text, details = promotion_text(event, request, actor)
+        with contextlib.suppress(FlightdeckError):
+            self.tell(event, text, details, now)
+            self.deliver(now)
+
+    def deliver(self, now: datetime) -> tuple[int, int]:
+        """Post what is due; (delivered, failed this time). (0, 0) with no webhook."""
+        if not self.webhook_url:
+            return 0, 0
+        return deliver_due(self.store, self.webhook_url, now, self.post)
 
 
 def enqueue(
@@ -70,11 +117,6 @@ def promotion_text(event: str, request: PromotionRequest, actor: str) -> tuple[s
         "actor": actor,
     }
     return text, details
-
-
-def post_json(url: str, payload: Mapping[str, Any]) -> None:
-    """Post ``payload``; raises ``requests.RequestException`` unless it was accepted."""
-    requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
 
 
 def deliver_due(store: Store, url: str, now: datetime, post: Poster = post_json) -> tuple[int, int]:

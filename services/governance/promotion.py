@@ -22,12 +22,11 @@ call can take, by reading where the target points now; :func:`retry` after an am
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -51,135 +50,43 @@ from services.core.errors import (
     PromotionConflict,
     PromotionError,
 )
-from services.core.records import Experiment, ModelVersionSummary, RegisteredModel, Run
 from services.core.store import Store, audit_events, aware, promotion_decisions, promotion_requests
-from services.governance import audit, notifications
+from services.core.wiring import Wiring
+from services.governance import audit, model_card
 from services.governance.auth import POLICY_SOURCE, Action, Identity, person_key, require
 from services.governance.config import Governance
 from services.governance.gates import evaluate_gates
-from services.monitoring.runs import RunReader
+from services.governance.requests import (
+    CANCELLED,
+    EXECUTED,
+    EXECUTING,
+    EXPIRED,
+    FAILED,
+    OPEN_STATUSES,
+    PENDING,
+    PROMOTION,
+    REJECTED,
+    ROLLBACK,
+    STALE,
+    UNDECIDED_STATUSES,
+    Decision,
+    PromotionRequest,
+    Registry,
+)
 
-if TYPE_CHECKING:
-    from services.core.records import ModelSignature
-
-PENDING, EXECUTING, EXECUTED = "pending", "executing", "executed"
-REJECTED, EXPIRED, CANCELLED, STALE, FAILED = "rejected", "expired", "cancelled", "stale", "failed"
-OPEN_STATUSES = (PENDING, EXECUTING, FAILED)
-"""Requests still in play: shown first, and blocking a second request for the same target."""
-UNDECIDED_STATUSES = (PENDING, FAILED)
-"""Requests that expire when not acted on in time, and that their requester may cancel."""
 RECONCILER = "flightdeck"
 """The audit actor of outcomes Flightdeck recovers from MLflow after an interruption."""
-PROMOTION, ROLLBACK = "promotion", "rollback"
 EVIDENCE_WRITTEN, EVIDENCE_FAILED = "model_card.logged", "model_card.failed"
 """The audit actions that close an executed request: its mirror tags and model card."""
 EVIDENCE_CATCH_UP = timedelta(days=7)
 """How far back :func:`reconcile` looks for executed requests whose evidence is missing."""
 
 
-class Registry(RunReader, Protocol):
-    """What promotion needs from MLflow (the drift gate reads monitoring runs too):
-    :class:`services.core.gateway.TrackingGateway`."""
-
-    def get_model_version(self, name: str, version: int) -> ModelVersionSummary: ...
-    def model_versions(self, filter_string: str) -> list[ModelVersionSummary]: ...
-
-    def versions_of(self, name: str) -> list[ModelVersionSummary]: ...
-    def alias_holder(self, name: str, alias: str) -> int | None: ...
-    def set_alias(self, name: str, alias: str, version: int) -> None: ...
-    def set_stage(self, name: str, version: int, stage: str) -> None: ...
-    def set_model_version_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
-    def get_run(self, run_id: str) -> Run: ...
-    def model_version_signature(self, name: str, version: int) -> ModelSignature | None: ...
-    def model_aliases(self, name: str) -> dict[str, int]: ...
-    def registered_models(self) -> list[RegisteredModel]: ...
-    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]: ...
-    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, Run]: ...
-    def end_run(self, run_id: str, status: str) -> None: ...
-    def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
-    def log_artifact_text(self, run_id: str, path: str, text: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One approver's decision on a request."""
-
-    decided_by: str
-    """Who decided; untrusted text."""
-    approve: bool
-    """True to approve, False to reject."""
-    comment: str
-    """Why; untrusted text."""
-    decided_at: datetime
-    """When (aware, UTC)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PromotionRequest:
-    """A request to point an alias (or legacy stage) of a model at a version."""
-
-    request_id: str
-    """32-character hex id."""
-    kind: str
-    """``promotion``, or ``rollback`` (to the previous holder)."""
-    model: str
-    """Registered model name; untrusted text."""
-    version: int
-    """The version to promote."""
-    target_kind: str
-    """``alias`` or ``stage``."""
-    target: str
-    """The alias (e.g. ``champion``) or stage (e.g. ``Production``)."""
-    expected_holder: int | None
-    """The version holding the target when the request was made; None when nobody held it."""
-    reason: str
-    """Why; untrusted text."""
-    rollback_plan: str
-    """How to undo it; untrusted text."""
-    requested_by: str
-    """Who asked; untrusted text."""
-    requested_at: datetime
-    """When (aware, UTC)."""
-    expires_at: datetime
-    """When an undecided request expires (aware, UTC)."""
-    status: str
-    """See the module docstring."""
-    status_reason: str = ""
-    """Why it is stale, failed or expired, or a note on an executed request."""
-    updated_at: datetime | None = None
-    """When the status last changed (aware, UTC): for an executed request, when it moved."""
-    override_by: str | None = None
-    """The admin who overrode failing gates or executed directly."""
-    override_reason: str | None = None
-    """Their reason."""
-    decisions: tuple[Decision, ...] = ()
-    """Decisions so far, oldest first."""
-
-    @property
-    def approvers(self) -> tuple[str, ...]:
-        return tuple(d.decided_by for d in self.decisions if d.approve)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """The dependencies every promotion function takes: the composition root builds them."""
-
-    store: Store
-    registry: Registry
-    governance: Governance
-    notify: Callable[[str, PromotionRequest, str], None] | None = None
-    """Called after each step with (event, request, actor); default: the configured webhook."""
-
-
 # -- request ------------------------------------------------------------------------------------
 
 
 def request_promotion(
-    services: Services,
+    services: Wiring,
     actor: Identity,
     *,
     model: str,
@@ -305,7 +212,7 @@ def target_choices(governance: Governance, model_aliases: Sequence[str], model: 
 
 
 def decide(
-    services: Services,
+    services: Wiring,
     actor: Identity,
     request_id: str,
     *,
@@ -397,7 +304,7 @@ def decide(
 
 
 def retry(
-    services: Services, actor: Identity, request_id: str, *, now: datetime | None = None
+    services: Wiring, actor: Identity, request_id: str, *, now: datetime | None = None
 ) -> PromotionRequest:
     """Execute a request whose MLflow call failed, once more.
 
@@ -433,7 +340,7 @@ def retry(
 
 
 def execute_directly(
-    services: Services,
+    services: Wiring,
     actor: Identity,
     *,
     model: str,
@@ -479,7 +386,7 @@ def execute_directly(
     return _execute(services, actor.name, get_request(services.store, request.request_id))
 
 
-def cancel(services: Services, actor: Identity, request_id: str, reason: str) -> PromotionRequest:
+def cancel(services: Wiring, actor: Identity, request_id: str, reason: str) -> PromotionRequest:
     """Withdraw a pending or failed request: its requester, or an admin.
 
     Raises:
@@ -515,7 +422,7 @@ def cancel(services: Services, actor: Identity, request_id: str, reason: str) ->
 
 
 def _execute(
-    services: Services, actor: str, request: PromotionRequest, *, resuming: bool = False
+    services: Wiring, actor: str, request: PromotionRequest, *, resuming: bool = False
 ) -> PromotionRequest:
     """Compare-and-set: move the target only if it still points where the request expected.
 
@@ -552,7 +459,7 @@ def _execute(
 
 
 def _complete(
-    services: Services, request: PromotionRequest, actor: str, *, recovered: bool = False
+    services: Wiring, request: PromotionRequest, actor: str, *, recovered: bool = False
 ) -> tuple[PromotionRequest, bool]:
     """Record the move, then write its evidence (mirror tags, model card) and notify; the
     request, and False when another process had recorded an outcome first.
@@ -582,10 +489,9 @@ def _complete(
     return executed, recorded
 
 
-def _write_evidence(services: Services, request: PromotionRequest, actor: str) -> None:
+def _write_evidence(services: Wiring, request: PromotionRequest, actor: str) -> None:
     """Mirror the decision in tags on the version and log the model card on its run, audited
     as one ``evidence.*`` event; a failure is audited, not raised (the alias has moved)."""
-    from services.governance import model_card
 
     subject = audit.subject_for(request.model, request.target_kind, request.target)
     details: dict[str, Any] = {}
@@ -617,7 +523,7 @@ def _write_evidence(services: Services, request: PromotionRequest, actor: str) -
 
 
 def _finish(
-    services: Services,
+    services: Wiring,
     request: PromotionRequest,
     actor: str,
     status: str,
@@ -673,7 +579,7 @@ def stuck_after(mlflow_call_limit_s: float) -> timedelta:
 
 
 def reconcile(
-    services: Services, *, stuck_after: timedelta, now: datetime | None = None
+    services: Wiring, *, stuck_after: timedelta, now: datetime | None = None
 ) -> list[PromotionRequest]:
     """Resolve what interrupted executions left behind; the requests this call changed.
 
@@ -845,21 +751,8 @@ def _mirror_tags(request: PromotionRequest) -> dict[str, str]:
     }
 
 
-def _notify(services: Services, event: str, request: PromotionRequest, actor: str) -> None:
-    """Record the step in the outbox and try to deliver it at once; the control loop retries.
-    Never raises: a notification must not undo or block a promotion."""
-    if services.notify is not None:
-        services.notify(event, request, actor)
-        return
-    url = services.governance.webhook_url
-    if not url:
-        return
-    now = datetime.now(UTC)
-    text, details = notifications.promotion_text(event, request, actor)
-    with contextlib.suppress(FlightdeckError):
-        with services.store.write() as connection:
-            notifications.enqueue(connection, event, text, details, now)
-        notifications.deliver_due(services.store, url, now)
+def _notify(services: Wiring, event: str, request: PromotionRequest, actor: str) -> None:
+    services.notifier.promotion_step(event, request, actor)
 
 
 class _AlreadyRequested(Exception):

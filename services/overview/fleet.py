@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from services.core.conventions import CHAMPION
 from services.core.records import ModelVersionSummary, RegisteredModel, Run
+from services.core.wiring import Wiring
 from services.governance import promotion
 from services.governance.alias_history import alias_history
 from services.governance.gates import primary_higher_is_better
+from services.governance.requests import PENDING, ROLLBACK, PromotionRequest
 from services.monitoring.runs import (
     RED,
     DriftStatus,
@@ -100,7 +102,7 @@ class Overview:
     """When it was read (aware, UTC)."""
 
 
-def fleet_overview(services: promotion.Services, now: datetime | None = None) -> Overview:
+def fleet_overview(services: Wiring, now: datetime | None = None) -> Overview:
     """Read every registered model's health and the week's changes.
 
     A handful of bulk reads whatever the fleet's size: the models with their aliases, every
@@ -114,7 +116,7 @@ def fleet_overview(services: promotion.Services, now: datetime | None = None) ->
     batches = monitoring_runs_by_model(registry)
     jobs = list_jobs(services.store, limit=500)
     requests = promotion.list_requests(services.store, limit=1000)
-    pending = [r for r in requests if r.status == promotion.PENDING]
+    pending = [r for r in requests if r.status == PENDING]
     kinds = {r.request_id: r.kind for r in requests}
     healths: list[ModelHealth] = []
     changes: list[Change] = []
@@ -139,13 +141,13 @@ def fleet_overview(services: promotion.Services, now: datetime | None = None) ->
 
 
 def model_health(
-    services: promotion.Services,
+    services: Wiring,
     model: RegisteredModel,
     versions: Sequence[ModelVersionSummary],
     runs: Mapping[str, Run],
     batches: Sequence[MonitoringRun],
     jobs: Sequence[RetrainingJob],
-    pending: Sequence[promotion.PromotionRequest],
+    pending: Sequence[PromotionRequest],
 ) -> ModelHealth:
     """One model's card, from reads already made."""
     gates = services.governance.gates_for(model.name)
@@ -180,7 +182,7 @@ def model_health(
 
 
 def model_changes(
-    services: promotion.Services,
+    services: Wiring,
     health: ModelHealth,
     batches: Sequence[MonitoringRun],
     jobs: Sequence[RetrainingJob],
@@ -201,7 +203,7 @@ def model_changes(
             kind = "alias change"
             text = f"{model} @{move.alias} was moved to v{move.version} outside Flightdeck"
             text += f" on {when}"
-        elif kinds.get(move.request_id or "") == promotion.ROLLBACK:
+        elif kinds.get(move.request_id or "") == ROLLBACK:
             kind = "rollback"
             text = f"{model} @{move.alias} was rolled back to v{move.version}"
             text += f" on {when}, by {move.actor}"
@@ -250,7 +252,7 @@ def metric_delta(health: ModelHealth, version: int, previous: int | None) -> str
 
 
 def _drift_alarms(
-    services: promotion.Services, model: str, batches: Sequence[MonitoringRun], since: datetime
+    services: Wiring, model: str, batches: Sequence[MonitoringRun], since: datetime
 ) -> list[Change]:
     """Each batch since ``since`` at which the model's status turned red."""
     ordered = sorted(batches, key=lambda b: b.window_end)

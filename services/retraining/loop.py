@@ -20,6 +20,7 @@ from services.core import filters
 from services.core.conventions import FAILURE_TAG, JOB_ID_TAG, PRODUCTION_TARGETS
 from services.core.errors import FlightdeckError
 from services.core.store import retraining_jobs
+from services.core.wiring import Wiring
 from services.governance import audit, promotion
 from services.governance.auth import POLICY_SOURCE, Identity
 from services.governance.config import RetrainingPolicy
@@ -31,7 +32,7 @@ POLICY_APPROVER = "flightdeck-policy"
 """Who approves when a policy auto-approves a non-production alias."""
 
 
-def follow_jobs(services: promotion.Services, backend: Backend) -> list[RetrainingJob]:
+def follow_jobs(services: Wiring, backend: Backend) -> list[RetrainingJob]:
     """Record what the engine reports, then close every finished job not closed yet.
 
     Returns the jobs that changed. Safe to run from several processes: judging a job is
@@ -43,7 +44,7 @@ def follow_jobs(services: promotion.Services, backend: Backend) -> list[Retraini
     return list(changed.values())
 
 
-def unjudged_jobs(services: promotion.Services) -> list[RetrainingJob]:
+def unjudged_jobs(services: Wiring) -> list[RetrainingJob]:
     """Finished jobs whose outcome was not recorded yet."""
     with services.store.read() as connection:
         ids = (
@@ -59,7 +60,7 @@ def unjudged_jobs(services: promotion.Services) -> list[RetrainingJob]:
     return [get_job(services.store, job_id) for job_id in ids]
 
 
-def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJob:
+def close_loop(services: Wiring, job: RetrainingJob) -> RetrainingJob:
     """Judge a succeeded job's version and propose it when the gates pass; end an unsuccessful
     job's run in MLflow.
 
@@ -124,7 +125,7 @@ def close_loop(services: promotion.Services, job: RetrainingJob) -> RetrainingJo
     return job
 
 
-def _close_unsuccessful(services: promotion.Services, job: RetrainingJob) -> RetrainingJob:
+def _close_unsuccessful(services: Wiring, job: RetrainingJob) -> RetrainingJob:
     """End the job's MLflow run FAILED when the job's process could not (killed, lost)."""
     registry = services.registry
     try:
@@ -153,7 +154,7 @@ def _may_auto_approve(policy: RetrainingPolicy) -> bool:
     return policy.auto_approve and policy.promote_to not in PRODUCTION_TARGETS  # so does decide
 
 
-def _registered_version(services: promotion.Services, job: RetrainingJob) -> int | None:
+def _registered_version(services: Wiring, job: RetrainingJob) -> int | None:
     if job.new_version is not None:
         return job.new_version
     versions = services.registry.versions_of(job.model)
@@ -170,7 +171,7 @@ def _reason(job: RetrainingJob, results: Sequence[GateResult]) -> str:
 
 
 def _record(
-    services: promotion.Services,
+    services: Wiring,
     job: RetrainingJob,
     outcome: str,
     *,

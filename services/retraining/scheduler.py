@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from services.core.conventions import CHAMPION
 from services.core.errors import FlightdeckError, NotFound
 from services.core.store import aware, policy_decisions
-from services.governance import audit, promotion
+from services.core.wiring import Wiring
+from services.governance import audit
 from services.governance.auth import POLICY_SOURCE, Identity
 from services.governance.config import RetrainingPolicy
 from services.governance.gates import primary_higher_is_better
@@ -32,7 +33,7 @@ SCHEDULER = Identity("flightdeck-scheduler", True, role="operator", source=POLIC
 
 
 def run_policies(
-    services: promotion.Services,
+    services: Wiring,
     backend: Backend,
     env: dict[str, str],
     *,
@@ -64,7 +65,7 @@ def run_policies(
 
 
 def judge(
-    services: promotion.Services,
+    services: Wiring,
     model: str,
     policy: RetrainingPolicy,
     *,
@@ -91,9 +92,7 @@ def judge(
     )
 
 
-def decay_baseline(
-    services: promotion.Services, model: str, policy: RetrainingPolicy
-) -> DecayBaseline | None:
+def decay_baseline(services: Wiring, model: str, policy: RetrainingPolicy) -> DecayBaseline | None:
     """The champion's held-out score of the primary metric, when the decay trigger is on."""
     if not policy.decay_threshold:
         return None
@@ -112,7 +111,7 @@ def decay_baseline(
     return DecayBaseline(gates.primary_metric, score, higher)
 
 
-def recent_decisions(services: promotion.Services, limit: int = 100) -> list[PolicyDecision]:
+def recent_decisions(services: Wiring, limit: int = 100) -> list[PolicyDecision]:
     """Decisions the scheduler recorded, newest first."""
     with services.store.read() as connection:
         rows = connection.execute(
@@ -131,7 +130,7 @@ def recent_decisions(services: promotion.Services, limit: int = 100) -> list[Pol
     ]
 
 
-def _record(services: promotion.Services, decision: PolicyDecision) -> bool:
+def _record(services: Wiring, decision: PolicyDecision) -> bool:
     """Record and audit the decision; False when this cause was already decided."""
     try:
         with services.store.write() as connection:
@@ -163,7 +162,7 @@ def _record(services: promotion.Services, decision: PolicyDecision) -> bool:
 
 
 def _start(
-    services: promotion.Services,
+    services: Wiring,
     backend: Backend,
     env: dict[str, str],
     decision: PolicyDecision,
@@ -199,7 +198,7 @@ def _start(
     return decision
 
 
-def _update(services: promotion.Services, decision: PolicyDecision, **values: str) -> None:
+def _update(services: Wiring, decision: PolicyDecision, **values: str) -> None:
     with services.store.write() as connection:
         connection.execute(
             policy_decisions.update()

@@ -28,6 +28,7 @@ from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess, free_port, start_dashboard
 from services.core.settings import load_settings
 from services.core.store import open_store
+from services.core.wiring import Wiring
 from services.governance import promotion
 from services.governance.auth import Identity
 from services.governance.config import load_governance
@@ -150,7 +151,7 @@ def open_request(dashboard: LoginDashboard, name: str) -> str:
     client.set_registered_model_alias(name, "champion", "1")
     store = open_store(settings.store_url)
     try:
-        services = promotion.Services(
+        services = Wiring(
             store, TrackingGateway(settings), load_governance(settings.governance_path)
         )
         request = promotion.request_promotion(

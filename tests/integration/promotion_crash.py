@@ -23,6 +23,7 @@ from typing import Any
 from services.core.gateway import TrackingGateway
 from services.core.settings import load_settings
 from services.core.store import open_store
+from services.core.wiring import Wiring
 from services.governance import audit, promotion
 from services.governance.auth import Identity
 from services.governance.config import load_governance
@@ -74,7 +75,7 @@ def main(step: str, request_id: str, approver: str) -> int:
         return 2
     settings = load_settings()
     gateway = TrackingGateway(settings)
-    services = promotion.Services(
+    services = Wiring(
         open_store(settings.store_url), gateway, load_governance(settings.governance_path)
     )
     plant(step, gateway)

@@ -17,8 +17,8 @@ from services.core import filters
 from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess
 from services.core.store import Store
+from services.core.wiring import Wiring
 from services.governance import alias_history, promotion
-from services.governance.promotion import Services
 from services.monitoring.drift import compute_drift
 from services.monitoring.runs import log_monitoring_run, monitoring_runs
 from tests.conftest import monitoring_frame, own_mlflow_server
@@ -65,7 +65,7 @@ def test_promotion_executes_and_its_history_and_rollback_read_back(
     name, neighbour = names
     make_model(client, name, [0.8, 0.85])
     make_model(client, neighbour, [0.7, 0.75, 0.9])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
 
     request = open_request(services, name)
     done = promotion.decide(services, APPROVER, request.request_id, approve=True, comment="ok")

@@ -25,6 +25,7 @@ from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess
 from services.core.settings import load_settings
 from services.core.store import Store, open_store
+from services.core.wiring import Wiring
 from services.governance import promotion
 from services.governance.auth import Identity
 from services.governance.config import parse_governance
@@ -98,7 +99,7 @@ def model_with_champion(client: MlflowClient, name: str) -> str:
     return experiment
 
 
-def services_for(store: Store, url: str, settings_for: Any, name: str) -> promotion.Services:
+def services_for(store: Store, url: str, settings_for: Any, name: str) -> Wiring:
     """The model's gates: only the improvement of ``eval_rmse`` (lower is better) matters."""
     config = copy_gates(name)
     config["gates"]["models"][name].update(
@@ -108,20 +109,19 @@ def services_for(store: Store, url: str, settings_for: Any, name: str) -> promot
             "block_on_drift_alarm": False,
         }
     )
-    return promotion.Services(
+    return Wiring(
         store=store,
         registry=TrackingGateway(settings_for(url)),
         governance=parse_governance(config),
-        notify=lambda *_: None,
     )
 
 
-def improvement(services: promotion.Services, name: str, version: int) -> GateResult:
+def improvement(services: Wiring, name: str, version: int) -> GateResult:
     return evaluate_candidate(services, name, version, 1)[0]
 
 
 def run_as_flightdeck_job(
-    services: promotion.Services, backend: LocalBackend, url: str, experiment: str, name: str
+    services: Wiring, backend: LocalBackend, url: str, experiment: str, name: str
 ) -> jobs.RetrainingJob:
     """The challenger logged by a real retraining job: recorded in the store, run by the local
     engine, which hands it ``FLIGHTDECK_JOB_ID``."""

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from services.core.store import Store
-from services.governance import audit, promotion
+from services.core.wiring import Wiring
+from services.governance import audit
 from services.governance.config import Governance
 from services.overview.fleet import model_changes
 from tests.report_fixtures import health
@@ -32,8 +33,8 @@ def moved(store: Store, version: int, previous: int, request_id: str, **details:
         )
 
 
-def services(store: Store) -> promotion.Services:
-    return promotion.Services(store, registry=None, governance=Governance())  # type: ignore[arg-type]
+def services(store: Store) -> Wiring:
+    return Wiring(store, registry=None, governance=Governance())  # type: ignore[arg-type]
 
 
 def test_a_promotion_reads_as_a_sentence_with_its_approver_and_metric_change(

@@ -27,11 +27,11 @@ from services.core.errors import (
 )
 from services.core.gateway import TrackingGateway
 from services.core.store import Store, open_store
+from services.core.wiring import Wiring
 from services.governance import alias_history, audit, promotion
 from services.governance.auth import Identity
 from services.governance.config import Gates, Governance
 from services.governance.gates import evaluate_gates
-from services.governance.promotion import Services
 
 APPROVERS = tuple(f"approver-{i:02d}" for i in range(20))
 OPERATOR = Identity("omar", False, "operator")
@@ -66,7 +66,7 @@ def events_of(store: Store, request_id: str) -> list[str]:
         return [e.action for e in audit.events(connection, request_id=request_id)]
 
 
-def open_request(services: Services, name: str, version: int = 2, key: str = "") -> Any:
+def open_request(services: Wiring, name: str, version: int = 2, key: str = "") -> Any:
     return promotion.request_promotion(
         services,
         OPERATOR,
@@ -83,7 +83,7 @@ def test_request_then_approve_moves_the_alias_mirrors_tags_and_audits_both_peopl
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
 
     request = open_request(services, unique_name)
     assert request.status == "pending" and request.expected_holder == 1
@@ -125,7 +125,7 @@ def test_the_requester_cannot_approve_their_own_request(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance(role_members={"approver": ("omar",)}))
+    services = Wiring(store, gateway, governance(role_members={"approver": ("omar",)}))
     requester = Identity("omar", False, "approver")
     request = promotion.request_promotion(
         services,
@@ -145,7 +145,7 @@ def test_the_requester_cannot_approve_their_own_request(
 def test_a_viewer_calling_the_service_directly_is_denied_every_write(
     gateway: TrackingGateway, store: Store
 ) -> None:
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     calls: list[Callable[[], object]] = [
         lambda: open_request_as(services, VIEWER),
         lambda: promotion.decide(services, VIEWER, "x", approve=True, comment=""),
@@ -168,7 +168,7 @@ def test_a_viewer_calling_the_service_directly_is_denied_every_write(
         assert audit.events(connection) == []  # nothing was recorded, nothing moved
 
 
-def open_request_as(services: Services, actor: Identity) -> object:
+def open_request_as(services: Wiring, actor: Identity) -> object:
     return promotion.request_promotion(
         services,
         actor,
@@ -186,7 +186,7 @@ def test_twenty_concurrent_approvals_move_the_alias_exactly_once(
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
     moves: list[int] = []
-    services = Services(store, _counting(gateway, moves), governance())
+    services = Wiring(store, _counting(gateway, moves), governance())
     request = open_request(services, unique_name)
     barrier = threading.Barrier(len(APPROVERS))
 
@@ -231,7 +231,7 @@ def test_alias_moved_outside_meanwhile_makes_the_request_stale_and_is_recorded(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85, 0.90])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     alias_history.detect_external_changes(services, unique_name)  # Flightdeck sees v1 first
     request = open_request(services, unique_name)
     client.set_registered_model_alias(unique_name, "champion", "3")  # someone, in MLflow's UI
@@ -263,7 +263,7 @@ def test_a_failed_mlflow_call_after_the_intent_marks_the_request_failed_and_retr
                 raise failures.pop()
             gateway.set_alias(model, alias, version)
 
-    services = Services(store, FailsOnce(), governance())
+    services = Wiring(store, FailsOnce(), governance())
     request = open_request(services, unique_name)
     with pytest.raises(PromotionError, match="connection refused"):
         promotion.decide(services, APPROVER, request.request_id, approve=True, comment="ok")
@@ -287,7 +287,7 @@ def test_an_unreachable_store_changes_nothing_in_mlflow(
     make_model(client, unique_name, [0.80, 0.85])
     path = tmp_path / "flightdeck.db"
     store = open_store(f"sqlite:///{path}")
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, unique_name)
     store.engine.dispose()
     for leftover in tmp_path.glob("flightdeck.db*"):
@@ -303,7 +303,7 @@ def test_a_version_deleted_before_or_after_the_request_is_refused_clearly(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85, 0.90])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     client.delete_model_version(unique_name, "3")
     with pytest.raises(PromotionError, match=r"Version 3 .* does not exist"):
         open_request(services, unique_name, version=3)
@@ -323,7 +323,7 @@ def test_an_alias_whose_version_was_deleted_counts_as_unset(
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
     client.delete_model_version(unique_name, "1")  # champion's version
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, unique_name)
     assert request.expected_holder is None
     done = promotion.decide(services, APPROVER, request.request_id, approve=True, comment="ok")
@@ -336,7 +336,7 @@ def test_model_names_with_spaces_quotes_and_unicode_go_through_the_whole_flow(
 ) -> None:
     name = f"fraud model — ünï's {unique_name[-8:]}"
     make_model(client, name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, name)
     done = promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
     assert done.status == "executed"
@@ -347,7 +347,7 @@ def test_model_names_with_spaces_quotes_and_unicode_go_through_the_whole_flow(
 def test_a_model_name_with_a_slash_gets_mlflows_reason_not_a_traceback(
     gateway: TrackingGateway, store: Store
 ) -> None:
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     # MLflow refuses '/' and ':' in model names, so such a model cannot exist.
     with pytest.raises(FlightdeckError, match="cannot contain '/'"):
         open_request(services, "fraud/model")
@@ -362,7 +362,7 @@ def test_failing_gate_blocks_approval_unless_an_admin_overrides_with_a_reason(
     strict = Gates(
         primary_metric="eval_f1", min_improvement=0.01, require_compatible_signature=False
     )
-    services = Services(store, gateway, governance(default_gates=strict))
+    services = Wiring(store, gateway, governance(default_gates=strict))
     request = open_request(services, unique_name)
     gates = evaluate_gates(services, request)
     assert [g.passed for g in gates] == [False, True, True]
@@ -394,7 +394,7 @@ def test_admin_rolls_back_directly_with_a_reason_and_operators_cannot(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, unique_name)
     promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
     previous = alias_history.rollback_target(services, unique_name, "champion")
@@ -429,7 +429,7 @@ def test_same_idempotency_key_gives_one_request_and_expired_requests_cannot_be_d
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance(request_ttl_hours=1))
+    services = Wiring(store, gateway, governance(request_ttl_hours=1))
     first = open_request(services, unique_name, key="double-click")
     assert open_request(services, unique_name, key="double-click").request_id == first.request_id
     later = datetime.now(UTC) + timedelta(hours=2)
@@ -443,7 +443,7 @@ def test_stage_target_moves_the_legacy_stage(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance(target="stage"))
+    services = Wiring(store, gateway, governance(target="stage"))
     request = promotion.request_promotion(
         services,
         OPERATOR,
@@ -478,7 +478,7 @@ def test_webhook_receives_slack_compatible_json_for_each_step(
     try:
         make_model(client, unique_name, [0.80, 0.85])
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        services = Services(store, gateway, governance(webhook_url=url))
+        services = Wiring(store, gateway, governance(webhook_url=url))
         request = open_request(services, unique_name)
         promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
     finally:
@@ -493,7 +493,7 @@ def test_tampering_with_a_recorded_promotion_is_detected(
     make_model(client, unique_name, [0.80, 0.85])
     path = tmp_path / "flightdeck.db"
     store = open_store(f"sqlite:///{path}")
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, unique_name)
     promotion.decide(services, APPROVER, request.request_id, approve=True, comment="")
     store.engine.dispose()
@@ -523,7 +523,7 @@ def test_every_role_against_every_write(
 ) -> None:
     make_model(client, unique_name, [0.85, 0.80])  # v2 is worse: its gate fails
     strict = Gates(primary_metric="eval_f1", require_compatible_signature=False)
-    services = Services(store, gateway, governance(default_gates=strict))
+    services = Wiring(store, gateway, governance(default_gates=strict))
     actor = Identity(f"someone-{role}", False, role)
     counter = iter(range(100))
 
@@ -600,7 +600,7 @@ def test_an_open_drift_alarm_blocks_approval(
             window_end=start + timedelta(days=1),
             result=compute_drift(reference, monitoring_frame(300, seed=day, shift=3.0)),
         )
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = open_request(services, monitored_model, version=int(version.version))
 
     drift_gate = evaluate_gates(services, request)[-1]

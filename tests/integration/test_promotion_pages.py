@@ -11,9 +11,9 @@ from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess
 from services.core.settings import PROJECT_ROOT, load_settings
 from services.core.store import open_store
+from services.core.wiring import Wiring
 from services.governance.alias_history import detect_external_changes
 from services.governance.config import load_governance
-from services.governance.promotion import Services
 from tests.integration.test_promotion import make_model
 
 
@@ -94,7 +94,7 @@ def test_rolling_back_staging_from_the_model_page_prefills_staging_not_champion(
     client = MlflowClient(mlflow_server.url)
     make_model(client, unique_name, [0.80, 0.85, 0.90])
     settings = load_settings()
-    services = Services(
+    services = Wiring(
         open_store(settings.store_url),
         TrackingGateway(settings),
         load_governance(settings.governance_path),

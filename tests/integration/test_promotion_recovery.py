@@ -28,10 +28,11 @@ from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess, free_port
 from services.core.settings import PROJECT_ROOT
 from services.core.store import Store, open_store
+from services.core.wiring import Wiring
 from services.governance import alias_history, audit, promotion
 from services.governance.auth import POLICY_SOURCE, Identity
 from services.governance.config import Gates, Governance, RetrainingPolicy, parse_policy
-from services.governance.promotion import Services
+from services.governance.requests import PromotionRequest
 from tests.integration.promotion_crash import STEPS
 from tests.integration.test_promotion import (
     APPROVER,
@@ -113,7 +114,7 @@ def test_kill_9_at_each_step_of_an_approval_ends_in_the_right_state_after_a_rest
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85, 0.90])
     store = open_store(process_env["FLIGHTDECK_STORE_URL"])
-    services = Services(store, TrackingGateway(_settings(process_env)), _governance(process_env))
+    services = Wiring(store, TrackingGateway(_settings(process_env)), _governance(process_env))
     request = open_request(services, unique_name)
 
     crashed = run_module(
@@ -250,7 +251,7 @@ def test_a_retry_after_a_timeout_that_reached_mlflow_finishes_the_request_as_exe
             slow_alias_proxy.url, FLIGHTDECK_HTTP_TIMEOUT="1", FLIGHTDECK_HTTP_MAX_RETRIES="0"
         )
     )
-    services = Services(store, slow, governance())
+    services = Wiring(store, slow, governance())
     request = open_request(services, unique_name)
 
     with pytest.raises(PromotionError, match="did not confirm the move"):
@@ -273,7 +274,7 @@ def test_a_retry_after_a_timeout_that_reached_mlflow_finishes_the_request_as_exe
 # -- the reconciler, retry and expiry in-process --------------------------------------------------
 
 
-def claimed(services: Services, name: str) -> promotion.PromotionRequest:
+def claimed(services: Wiring, name: str) -> PromotionRequest:
     """A request approved by a process that died right after its claim (status executing)."""
 
     class DiesBeforeMoving:
@@ -286,7 +287,7 @@ def claimed(services: Services, name: str) -> promotion.PromotionRequest:
             raise SystemExit("killed")
 
     request = open_request(services, name)
-    crashing = Services(services.store, DiesBeforeMoving(), services.governance)  # type: ignore[arg-type]
+    crashing = Wiring(services.store, DiesBeforeMoving(), services.governance)  # type: ignore[arg-type]
     with pytest.raises(SystemExit):
         promotion.decide(crashing, APPROVER, request.request_id, approve=True, comment="")
     assert promotion.get_request(services.store, request.request_id).status == "executing"
@@ -295,10 +296,10 @@ def claimed(services: Services, name: str) -> promotion.PromotionRequest:
 
 def failed_request(
     client: MlflowClient, gateway: TrackingGateway, store: Store, name: str
-) -> tuple[Services, promotion.PromotionRequest]:
+) -> tuple[Wiring, PromotionRequest]:
     """A model and a request for its v2 that the reconciler marked failed after a crash."""
     make_model(client, name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = claimed(services, name)
     promotion.reconcile(services, stuck_after=timedelta(0))
     assert promotion.get_request(store, request.request_id).status == "failed"
@@ -309,7 +310,7 @@ def test_reconcile_leaves_a_request_alone_while_its_execution_may_still_be_runni
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = claimed(services, unique_name)
 
     assert promotion.reconcile(services, stuck_after=timedelta(minutes=5)) == []
@@ -320,7 +321,7 @@ def test_reconcile_marks_a_target_moved_by_someone_else_stale_naming_the_holder(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85, 0.90])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = claimed(services, unique_name)
     client.set_registered_model_alias(unique_name, "champion", "3")
 
@@ -336,16 +337,16 @@ def test_two_reconcilers_at_once_record_one_outcome(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     request = claimed(services, unique_name)
     client.set_registered_model_alias(unique_name, "champion", "2")  # the move had landed
     barrier = threading.Barrier(2)
 
-    def reconcile() -> list[promotion.PromotionRequest]:
+    def reconcile() -> list[PromotionRequest]:
         barrier.wait()
         return promotion.reconcile(services, stuck_after=timedelta(0))
 
-    results: list[list[promotion.PromotionRequest]] = []
+    results: list[list[PromotionRequest]] = []
     threads = [threading.Thread(target=lambda: results.append(reconcile())) for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -361,7 +362,7 @@ def test_a_retry_checks_the_gates_again(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     _, request = failed_request(client, gateway, store, unique_name)
-    stricter = Services(
+    stricter = Wiring(
         store,
         gateway,
         governance(default_gates=Gates(min_improvement=0.5, require_compatible_signature=False)),
@@ -406,7 +407,7 @@ def test_ben_and_BEN_are_one_approver_when_two_approvals_are_required(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85])
-    services = Services(store, gateway, governance(approvals_required=2))
+    services = Wiring(store, gateway, governance(approvals_required=2))
     request = open_request(services, unique_name)
     promotion.decide(
         services, Identity("ben", True, "approver"), request.request_id, approve=True, comment=""
@@ -502,7 +503,7 @@ def test_promoting_into_production_archives_the_previous_holder_and_rolls_back(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     stage_model(client, unique_name)
-    services = Services(store, gateway, governance(target="stage"))
+    services = Wiring(store, gateway, governance(target="stage"))
     request = promotion.request_promotion(
         services, OPERATOR, model=unique_name, version=2, target="Production", reason="better",
         rollback_plan="back to v1", idempotency_key=unique_name,
@@ -527,7 +528,7 @@ def test_a_stage_moved_outside_flightdeck_is_detected_and_recorded(
     client: MlflowClient, gateway: TrackingGateway, store: Store, unique_name: str
 ) -> None:
     stage_model(client, unique_name)
-    services = Services(store, gateway, governance(target="stage"))
+    services = Wiring(store, gateway, governance(target="stage"))
     assert alias_history.detect_external_changes(services, unique_name) == []  # first sight
     client.transition_model_version_stage(
         unique_name, "3", "Production", archive_existing_versions=True
@@ -546,7 +547,7 @@ def test_auto_approval_is_refused_for_production_as_for_champion(
         with pytest.raises(ConfigurationError, match="production always needs a person"):
             parse_policy({"promote_to": target, "auto_approve": True}, RetrainingPolicy(), "r")
     stage_model(client, unique_name)
-    services = Services(store, gateway, governance(target="stage"))
+    services = Wiring(store, gateway, governance(target="stage"))
     request = promotion.request_promotion(
         services, OPERATOR, model=unique_name, version=2, target="Production", reason="retrained",
         rollback_plan="", idempotency_key=unique_name,
@@ -566,7 +567,7 @@ def test_rollback_of_staging_rolls_back_staging_and_every_alias_is_a_target(
 ) -> None:
     make_model(client, unique_name, [0.80, 0.85, 0.90])
     client.set_registered_model_alias(unique_name, "staging", "2")
-    services = Services(store, gateway, governance())
+    services = Wiring(store, gateway, governance())
     alias_history.detect_external_changes(services, unique_name)
     moved = promotion.execute_directly(
         services, ADMIN, model=unique_name, version=3, target="staging", reason="try v3",

@@ -31,6 +31,7 @@ from services.core.conventions import (
 from services.core.gateway import TrackingGateway
 from services.core.processes import ServerProcess
 from services.core.store import Store
+from services.core.wiring import Wiring
 from services.governance import audit, promotion
 from services.governance.auth import Identity
 from services.governance.config import parse_governance
@@ -68,18 +69,17 @@ class Setup:
     url: str
     settings_for: Any
 
-    def services(self, **sections: Any) -> promotion.Services:
-        """Services with the copy's gates (its primary metric), plus ``sections`` of config."""
+    def services(self, **sections: Any) -> Wiring:
+        """Wiring with the copy's gates (its primary metric), plus ``sections`` of config."""
         config = copy_gates(self.model)
         config["gates"]["models"][self.model].update(sections.pop("model_gates", {}))
-        return promotion.Services(
+        return Wiring(
             store=self.store,
             registry=TrackingGateway(self.settings_for(self.url)),
             governance=parse_governance({**config, **sections}),
-            notify=lambda *_: None,
         )
 
-    def retrain(self, services: promotion.Services) -> str:
+    def retrain(self, services: Wiring) -> str:
         """Start "Retrain now" as the operator; the job's id."""
         return submit_retraining(
             self.store,
@@ -105,7 +105,7 @@ def setup(
     return Setup(store, backend, champion_model, mlflow_server.url, settings_for)
 
 
-def judged(services: promotion.Services, backend: LocalBackend, job_id: str) -> RetrainingJob:
+def judged(services: Wiring, backend: LocalBackend, job_id: str) -> RetrainingJob:
     """Follow the jobs until this one's outcome is recorded."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
