@@ -134,6 +134,7 @@ class Findings:
         self.by_url.setdefault(url, []).append(problem)
 
 
+@pytest.mark.timeout(900)  # a crawl of every page and link; 300 s ran out on a busy 2-core CI
 def test_every_page_and_link_shows_hostile_data_without_breaking(
     page: Page, hostile: Hostile
 ) -> None:
