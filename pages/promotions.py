@@ -41,7 +41,7 @@ st.title("Promotions")
 
 try:
     services = cache.wiring(settings)
-    requests = promotion.list_requests(services.store)
+    every_request = promotion.list_requests(services.store)
 except FlightdeckError as exc:
     st.error(escape_markdown(str(exc)), icon=":material/database:")
     st.stop()
@@ -111,7 +111,7 @@ if problem := st.session_state.pop("promotions.problem", None):
 # -- one request: the decision page ----------------------------------------------------------------
 
 chosen_id = (query.get("request") or [""])[0]
-chosen = next((r for r in requests if r.request_id == chosen_id), None)
+chosen = next((r for r in every_request if r.request_id == chosen_id), None)
 if chosen_id and chosen is None:
     st.warning(
         f"No promotion request has the id “{escape_markdown(chosen_id)}”. Showing all requests."
@@ -266,7 +266,7 @@ if chosen is not None:
 # -- every request --------------------------------------------------------------------------------
 
 st.subheader("Requests", anchor=False)
-if not requests:
+if not every_request:
     st.info(
         "No promotion requests yet. An operator opens one below, or from a model's page.",
         icon=":material/inbox:",
@@ -286,7 +286,7 @@ else:
                 "Requested": r.requested_at,
                 "Approved by": ", ".join(r.approvers),
             }
-            for r in requests
+            for r in every_request
         ]
     )
     picked = st.dataframe(
@@ -299,7 +299,7 @@ else:
     )
     st.caption("Select a request to see its decision page.")
     if picked.selection.rows:
-        cache.write_query({"request": [requests[picked.selection.rows[0]].request_id]})
+        cache.write_query({"request": [every_request[picked.selection.rows[0]].request_id]})
         st.rerun()
 
 # -- a new request ---------------------------------------------------------------------------------
