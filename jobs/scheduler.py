@@ -6,13 +6,20 @@ seconds, it tries the leader lock and, when it holds it, runs one pass of
 anchor) and records the pass as its heartbeat. Start one on every replica: only the leader acts,
 and another takes over within an interval when it dies. ``--once`` runs a single pass.
 
-Exit status: 0 after ``--once`` or on Ctrl-C; 1 when ``--once`` could not take the lock;
-2 when the configuration is invalid.
+``--backfill MODEL FIRST END`` asks the loop to monitor the model's batches from ``FIRST`` up to
+``END`` that have no run yet (dates for a database source, batch names for files), and exits;
+the next passes do it::
+
+    python -m jobs.scheduler --backfill wine-classifier 2026-11-01 2026-12-01
+
+Exit status: 0 after ``--once``, a recorded backfill or on Ctrl-C; 1 when ``--once`` could not
+take the lock; 2 when the configuration or the backfill is invalid.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
@@ -27,9 +34,10 @@ from services.control_loop.passes import RETRAINING, PassInputs, record_pass, ru
 from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
 from services.core.settings import apply_mlflow_environment, load_settings
-from services.core.wiring import build
+from services.core.wiring import Wiring, build
 from services.governance import promotion
 from services.governance.config import load_governance
+from services.monitoring.scheduled_drift import request_backfill
 from services.retraining.engines import job_environment
 from services.retraining.jobs import mark_lost_at_startup
 
@@ -48,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlightdeckError as exc:
         print(f"Error: the control loop cannot start: {exc}", file=sys.stderr)
         return 2
+    if args.backfill:
+        return _request_backfill(services, args.backfill)
     lock = leader_lock(services.store, settings.data_dir)
     signal.signal(signal.SIGTERM, _stop)
     inputs = PassInputs(
@@ -103,6 +113,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock.release()
 
 
+def _request_backfill(services: Wiring, request: Sequence[str]) -> int:
+    model, first, end = request
+    try:
+        backfill = request_backfill(
+            services.store,
+            services.governance.drift_sources,
+            model,
+            first,
+            end,
+            actor=f"{getpass.getuser()} (command line)",
+            now=datetime.now(UTC),
+        )
+    except FlightdeckError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Backfill {backfill.backfill_id} of {model} from {first} to {end}: the next passes do it."
+    )
+    return 0
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -120,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"seconds between passes (default {DEFAULT_INTERVAL_S:g})",
     )
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    parser.add_argument(
+        "--backfill",
+        nargs=3,
+        metavar=("MODEL", "FIRST", "END"),
+        help="ask the loop to monitor MODEL's batches from FIRST up to END, then exit",
+    )
     return parser
 
 

@@ -157,6 +157,19 @@ drift_watermarks = sa.Table(
 )
 
 
+drift_backfills = sa.Table(
+    "drift_backfills",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("first_batch", sa.String(1024), nullable=False),
+    sa.Column("end_batch", sa.String(1024), nullable=False),
+    sa.Column("requested_by", sa.String(256), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
 notifications = sa.Table(
     "notifications",
     METADATA,

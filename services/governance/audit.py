@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ from services.core.store import (
     AUDIT_APPENDED_INFO,
     AUDIT_KEY_INFO,
     REDACTOR_INFO,
+    Store,
     audit_events,
     aware,
 )
@@ -177,6 +179,79 @@ def append(
     )
     connection.info[AUDIT_APPENDED_INFO] = True
     return event
+
+
+def record(
+    store: Store,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Append one event in a transaction of its own: for an event with no change in the store."""
+    with store.write() as connection:
+        return append(
+            connection,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details=details,
+            request_id=request_id,
+            now=now,
+        )
+
+
+@dataclass(slots=True)
+class AuditedWrite:
+    """A write in progress: the body adds what it learnt (an id, a count) to the outcome."""
+
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def audited_write(
+    store: Store,
+    *,
+    actor: str,
+    subject: str,
+    intent: str,
+    outcome: str | None,
+    failure: str,
+    details: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+    failures: tuple[type[BaseException], ...] = (Exception,),
+) -> Iterator[AuditedWrite]:
+    """Record ``intent`` before the body (a write outside the store, e.g. to MLflow), then
+    ``outcome`` after it or ``failure`` with the reason when it raises one of ``failures``.
+
+    The intent lands first in its own transaction, so a crash in the body leaves a trace. Pass
+    ``outcome=None`` when the body records its outcome with the change it makes, in one
+    transaction.
+    """
+    base = dict(details or {})
+
+    def note(action: str, extra: Mapping[str, Any]) -> None:
+        record(
+            store,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details={**base, **extra},
+            request_id=request_id,
+        )
+
+    note(intent, {})
+    write = AuditedWrite()
+    try:
+        yield write
+    except failures as exc:
+        note(failure, {"reason": str(exc)})
+        raise
+    if outcome is not None:
+        note(outcome, write.outcome)
 
 
 def head(connection: Connection) -> Head | None:

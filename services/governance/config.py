@@ -93,9 +93,12 @@ class DriftThresholds:
 
 @dataclass(frozen=True, slots=True)
 class DriftSource:
-    """Where the control loop finds a model's new batches (``[monitoring.sources."model"]``)."""
+    """Where the control loop finds a model's new batches (``[monitoring.sources."model"]``).
 
-    path: str
+    Either ``path`` (files) or ``url`` and ``query`` (a database) is set.
+    """
+
+    path: str = ""
     """A folder, or a glob of CSV or Parquet files; a file is a batch, taken in name order."""
     alias: str = "champion"
     """Each batch is compared with the reference of the version this alias points at."""
@@ -103,6 +106,18 @@ class DriftSource:
     """The label column, compared when a batch has it; empty for none."""
     every_minutes: float = 0.0
     """How often to look for new batches; 0: on every pass."""
+    url: str = ""
+    """A SQLAlchemy URL; ``${NAME}`` in it is read from the environment (keep passwords there)."""
+    query: str = ""
+    """A select statement giving the scored rows; each closed window of its time is a batch."""
+    time_column: str = ""
+    """The column of ``query`` that says when a row happened (UTC)."""
+    window_hours: float = 24.0
+    """The length of a database batch, aligned on midnight UTC."""
+
+    @property
+    def is_sql(self) -> bool:
+        return bool(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,17 +323,39 @@ def _drift_source(section: Any, key: str, where: str) -> DriftSource:
     unknown = sorted(set(section) - {f.name for f in fields(DriftSource)})
     if unknown:
         raise ConfigurationError(f"{where}: unknown setting {', '.join(unknown)} in [{key}].")
-    path, every = section.get("path"), section.get("every_minutes", 0.0)
-    if not isinstance(path, str) or not path.strip():
-        raise ConfigurationError(f"{where}: [{key}] needs a path: a folder or a glob of files.")
-    if isinstance(every, bool) or not isinstance(every, int | float) or every < 0:
-        raise ConfigurationError(f"{where}: {key}.every_minutes must be 0 or more.")
-    texts = {name: section.get(name, "") for name in ("alias", "target")}
+    texts = {
+        name: section.get(name, "")
+        for name in ("path", "alias", "target", "url", "query", "time_column")
+    }
     if not all(isinstance(value, str) for value in texts.values()):
-        raise ConfigurationError(f"{where}: {key}.alias and .target must be text.")
+        raise ConfigurationError(f"{where}: {key}: {', '.join(texts)} must be text.")
+    numbers = {name: section.get(name, default) for name, default in _SOURCE_NUMBERS.items()}
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigurationError(f"{where}: {key}.{name} must be 0 or more.")
+    files, database = texts["path"].strip(), texts["url"].strip()
+    if bool(files) == bool(database):
+        raise ConfigurationError(
+            f"{where}: [{key}] needs either a path (a folder or a glob of files) or a url "
+            "with a query and a time_column, not both."
+        )
+    if database and not (texts["query"].strip() and texts["time_column"].strip()):
+        raise ConfigurationError(f"{where}: [{key}] has a url: it needs a query and a time_column.")
+    if database and numbers["window_hours"] <= 0:
+        raise ConfigurationError(f"{where}: {key}.window_hours must be more than 0.")
     return DriftSource(
-        path=path, alias=texts["alias"] or "champion", target=texts["target"], every_minutes=every
+        path=files,
+        alias=texts["alias"] or "champion",
+        target=texts["target"],
+        every_minutes=float(numbers["every_minutes"]),
+        url=database,
+        query=texts["query"].strip(),
+        time_column=texts["time_column"].strip(),
+        window_hours=float(numbers["window_hours"]),
     )
+
+
+_SOURCE_NUMBERS: Mapping[str, float] = {"every_minutes": 0.0, "window_hours": 24.0}
 
 
 def parse_policy(

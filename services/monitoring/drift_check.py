@@ -228,15 +228,16 @@ def save_as_monitoring_run(
         "drift_share": summary.drift_share,
         "current_rows": summary.current_rows,
     }
-    with store.write() as connection:
-        audit.append(
-            connection,
-            actor=actor.name,
-            action="monitoring.check_saving",
-            subject=subject,
-            details=details,
-        )
-    try:
+    with audit.audited_write(
+        store,
+        actor=actor.name,
+        subject=subject,
+        intent="monitoring.check_saving",
+        outcome="monitoring.check_saved",
+        failure="monitoring.check_save_failed",
+        details=details,
+        failures=(FlightdeckError,),
+    ) as write:
         run_id = monitoring.log_monitoring_run(
             gateway,
             model=check.model,
@@ -246,23 +247,6 @@ def save_as_monitoring_run(
             window_end=window_end,
             result=check.result.result,
         )
-    except FlightdeckError as exc:
-        with store.write() as connection:
-            audit.append(
-                connection,
-                actor=actor.name,
-                action="monitoring.check_save_failed",
-                subject=subject,
-                details={**details, "reason": str(exc)},
-            )
-        raise
-    with store.write() as connection:
-        audit.append(
-            connection,
-            actor=actor.name,
-            action="monitoring.check_saved",
-            subject=subject,
-            details={**details, "run_id": run_id},
-        )
+        write.outcome["run_id"] = run_id
     check.saved_run_id = run_id
     return run_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -59,12 +60,18 @@ def read_table_bytes(data: bytes, filename: str) -> pd.DataFrame:
         ) from exc
 
 
-def read_sql(query: str, url: str) -> pd.DataFrame:
+def read_sql(
+    query: str,
+    url: str,
+    window: tuple[str, datetime, datetime] | None = None,
+) -> pd.DataFrame:
     """Run a query through SQLAlchemy and return its rows.
 
     Args:
         query: A ``select`` statement.
         url: A SQLAlchemy URL, e.g. ``sqlite:///batches.db`` or ``postgresql+psycopg://…``.
+        window: (time column, start, end): only the query's rows with ``start <= column < end``
+            (aware datetimes, compared in UTC).
 
     Raises:
         DriftError: The URL cannot be used (unknown dialect, missing driver) or the query failed.
@@ -82,15 +89,35 @@ def read_sql(query: str, url: str) -> pd.DataFrame:
             f"Cannot use the SQL URL: {_first_line(exc)}. Give a SQLAlchemy URL such as "
             "sqlite:///path/to/file.db, and install the database's driver."
         ) from exc
+    params: dict[str, object] = {}
+    if window is not None:
+        column, start, end = window
+        quoted = engine.dialect.identifier_preparer.quote(column)
+        query = (
+            f"SELECT * FROM ({query.strip().rstrip(';')}) AS flightdeck_batch "
+            f"WHERE {quoted} >= :start AND {quoted} < :end"
+        )
+        params = {
+            "start": _bound(start, engine.dialect.name),
+            "end": _bound(end, engine.dialect.name),
+        }
     try:
         with engine.connect() as connection:
-            return pd.read_sql_query(text(query), connection)
+            return pd.read_sql_query(text(query), connection, params=params or None)
     except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, SQLAlchemyError) else exc
         reason = getattr(cause, "orig", None) or cause
         raise DriftError(f"The query failed on {shown}: {_first_line(reason)}.") from exc
     finally:
         engine.dispose()
+
+
+def _bound(moment: datetime, dialect: str) -> object:
+    """``moment`` as the database compares it: SQLite keeps times as text, so UTC text whose
+    prefix order matches both ``2026-12-01 10:00:00`` and ``2026-12-01T10:00:00`` values."""
+    if dialect == "sqlite":
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return moment
 
 
 def _first_line(exc: BaseException) -> str:

@@ -274,32 +274,28 @@ def cancel_retraining(
             f"Job {job_id[:8]} of {job.model} is {job.status}: nothing to cancel."
         )
     subject = audit.subject_for(job.model)
-    with store.write() as connection:
-        audit.append(
-            connection,
+    engine_ref = job.engine_ref
+    try:
+        with audit.audited_write(
+            store,
             actor=actor.name,
-            action="retraining.cancel_requested",
             subject=subject,
+            intent="retraining.cancel_requested",
+            outcome=None,  # "retraining.cancelled" lands with the job's new status
+            failure="retraining.cancel_failed",
             details={"job_id": job_id, "reason": reason.strip()},
-        )
-    if job.engine_ref is not None:
-        try:
-            backend.cancel(job.engine_ref)
-        except (FlightdeckError, OSError) as exc:
-            with store.write() as connection:
-                audit.append(
-                    connection,
-                    actor=actor.name,
-                    action="retraining.cancel_failed",
-                    subject=subject,
-                    details={"job_id": job_id, "reason": str(exc)},
-                )
-            raise RetrainingError(
-                store.redactor.text(
-                    f"The {backend.name} engine could not cancel job {job_id[:8]}: {exc}"
-                )
-            ) from exc
-        seen = backend.status(job.engine_ref)
+            failures=(FlightdeckError, OSError),
+        ):
+            if engine_ref is not None:
+                backend.cancel(engine_ref)
+    except (FlightdeckError, OSError) as exc:
+        raise RetrainingError(
+            store.redactor.text(
+                f"The {backend.name} engine could not cancel job {job_id[:8]}: {exc}"
+            )
+        ) from exc
+    if engine_ref is not None:
+        seen = backend.status(engine_ref)
         if seen.state in FINISHED_STATES and seen.state != CANCELLED:
             return _apply(store, backend, job, seen) or get_job(store, job_id)  # ended first
     else:

@@ -20,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from services.control_loop.leadership import FileLock
@@ -31,13 +33,18 @@ from services.control_loop.passes import (
     recent_passes,
     record_pass,
 )
-from services.core.conventions import BATCH_TAG, MODEL_TAG, MONITORING_EXPERIMENT
+from services.core.conventions import (
+    BATCH_TAG,
+    MODEL_TAG,
+    MONITORING_EXPERIMENT,
+    WINDOW_START_TAG,
+)
 from services.core.processes import ServerProcess, start_scheduler
 from services.core.settings import PROJECT_ROOT, load_settings
 from services.core.store import Store, drift_watermarks, open_store
 from services.governance import alias_history, audit, notifications
 from services.governance.auth import Identity
-from services.monitoring.scheduled_drift import BATCH_ACTION, watermark
+from services.monitoring.scheduled_drift import BATCH_ACTION, open_backfills, watermark
 from services.retraining import jobs
 from services.retraining.engines import backend_for
 from tests.conftest import monitoring_frame, own_mlflow_server
@@ -291,6 +298,65 @@ def test_demo_traffic_is_monitored_by_the_next_pass(
     assert one_pass(env).returncode == 0
 
     assert batch_runs(mlflow_server, monitored_model) == [batch.name]
+
+
+def test_a_database_source_is_monitored_by_day_and_a_backfill_fills_its_history(
+    mlflow_server: ServerProcess,
+    monitored_model: str,
+    loop_env: dict[str, str],
+    loop_store: Store,
+    tmp_path: Path,
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [today - timedelta(days=n) for n in (3, 2, 1, 0)]
+    frames = []
+    for seed, day in enumerate(days, start=20):
+        frame = monitoring_frame(150, seed=seed, shift=0.3)
+        frame["scored_at"] = [
+            (day + timedelta(minutes=9 * i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(150)
+        ]
+        frames.append(frame)
+    url = f"sqlite:///{tmp_path / 'scored.db'}"
+    engine = sa.create_engine(url)
+    pd.concat(frames).to_sql("scored", engine, index=False)
+    engine.dispose()
+    config = Path(loop_env["FLIGHTDECK_CONFIG"])
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"\n[monitoring.sources.{json.dumps(monitored_model)}]\nurl = {json.dumps(url)}\n"
+            'query = "select * from scored"\ntime_column = "scored_at"\n'
+        )
+    name = [day.strftime("%Y-%m-%dT%H:%M:%SZ") for day in days]
+
+    assert one_pass(loop_env).returncode == 0  # a new source: the last closed day only
+    assert batch_runs(mlflow_server, monitored_model) == [name[2]]
+
+    range_asked = [days[0].date().isoformat(), days[2].date().isoformat()]  # up to yesterday
+    asked = subprocess.run(
+        [sys.executable, "-m", "jobs.scheduler", "--backfill", monitored_model, *range_asked],
+        cwd=PROJECT_ROOT,
+        env=loop_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert one_pass(loop_env).returncode == 0
+    assert one_pass(loop_env).returncode == 0  # nothing new, nothing twice
+    assert batch_runs(mlflow_server, monitored_model) == name[:3]  # today is not closed yet
+    assert open_backfills(loop_store) == []
+    client = MlflowClient(mlflow_server.url)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    assert experiment is not None
+    windows = {
+        r.data.tags[BATCH_TAG]: r.data.tags[WINDOW_START_TAG]
+        for r in client.search_runs([experiment.experiment_id], max_results=1000)
+        if r.data.tags.get(MODEL_TAG) == monitored_model
+    }
+    assert {n: datetime.fromisoformat(w) for n, w in windows.items()} == dict(
+        zip(name[:3], days[:3], strict=True)
+    )
 
 
 # -- notifications --------------------------------------------------------------------------------
