@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -176,7 +177,7 @@ def _batches(args: argparse.Namespace) -> list[Batch]:
     for file in files:
         day = _day_start(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
         start, end = _window(args.window_start, args.window_end, day, day + DAY)
-        batches.append(Batch(file.name, lambda file=file: read_table(file), start, end))
+        batches.append(Batch(file.name, partial(read_table, file), start, end))
     return batches
 
 

@@ -59,7 +59,8 @@ def project_python() -> str:
     return os.environ.get("FLIGHTDECK_PYTHON") or str(PROJECT_ROOT / ".venv" / "bin" / "python")
 
 
-@flow(name=FLOW_NAME, retries=0, log_prints=False, validate_parameters=True)
+# Prefect runs in its own venv, not this one: mypy sees @flow untyped (Any).
+@flow(name=FLOW_NAME, retries=0, log_prints=False, validate_parameters=True)  # type: ignore[untyped-decorator]
 def retrain(train_args: list[str], env: dict[str, str] | None = None) -> State | None:
     """Run ``python -m jobs.train <train_args>`` with ``env`` added, logging each line.
 

@@ -1,7 +1,7 @@
 """Train a demo model again and register a new version: ``python -m jobs.train``.
 
 Real scikit-learn training on the bundled dataset of the model's demo project (see
-:data:`jobs.seed_demo.PROJECTS`): a gradient-boosting model whose settings are chosen by
+:data:`jobs.training.PROJECTS`): a gradient-boosting model whose settings are chosen by
 cross-validation on the training rows, logged as one run of the model's experiment::
 
     python -m jobs.train --model wine-classifier
@@ -39,6 +39,7 @@ in its ``flightdeck.failure`` tag). The reason is the last line on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -49,25 +50,23 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 from sklearn.model_selection import GridSearchCV
 
-from jobs.seed_demo import (
+from jobs.training import (
     PROJECTS,
     REFERENCE_ARTIFACT_DIR,
     REFERENCE_FILE,
-    REFERENCE_ROWS,
-    SITE_MIX,
     DemoProject,
-    _evaluate,
-    _load_split,
-    _staged_history,
-    _with_sites,
-    log_batches,
+    Split,
+    evaluate,
+    load_split,
+    log_model,
+    reference_sample,
+    staged_history,
 )
 from services.core.conventions import (
     CAUSE_RUN_ID_TAG,
@@ -79,11 +78,14 @@ from services.core.conventions import (
     JOB_ID_TAG,
     POLICY_TAG,
     REQUESTED_BY_TAG,
+    RUN_NAME_TAG,
     TRAINING_PROJECT_TAG,
     TRIGGER_TAG,
 )
-from services.core.errors import FlightdeckError
-from services.core.settings import apply_mlflow_environment, load_settings
+from services.core.errors import FlightdeckError, NotFound, TrackingError
+from services.core.gateway import TrackingGateway
+from services.core.records import MetricPoint
+from services.core.settings import load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TRIGGERS = ("manual", "schedule", "drift", "decay")
@@ -91,7 +93,6 @@ SEARCH_SPACE = {"learning_rate": [0.03, 0.1], "max_depth": [2, 3], "n_estimators
 """Settings the retraining chooses from by cross-validation on the training rows alone."""
 CV_FOLDS = 5
 FIXED_SETTINGS = {"subsample": 0.7}
-PIP_REQUIREMENTS = ["scikit-learn", "pandas"]
 
 
 class TrainingFailed(Exception):
@@ -122,12 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     np.seterr(all="ignore")
     try:
         settings = load_settings()
+        gateway = TrackingGateway(settings)  # exports MLflow's timeouts and credentials
     except FlightdeckError as exc:
         return _fail(EXIT_USAGE, f"Cannot start training: {exc}")
-    apply_mlflow_environment(settings)
     projects = {p.model: p for p in PROJECTS}
     try:
-        project = projects.get(args.model) or _project_of(settings.tracking_uri, args.model)
+        project = projects.get(args.model) or _project_of(gateway, args.model)
     except TrainingFailed as exc:
         return _fail(EXIT_FAILED, str(exc))
     if project is None:
@@ -159,13 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         current=current,
     )
     try:
-        train(settings.tracking_uri, request)
+        train(gateway, request)
     except TrainingFailed as exc:
         return _fail(EXIT_FAILED, str(exc))
     return EXIT_OK
 
 
-def train(tracking_uri: str, request: Request) -> tuple[str, int]:
+def train(gateway: TrackingGateway, request: Request) -> tuple[str, int]:
     """Train the request's model, log one run, register a new version.
 
     Returns:
@@ -175,44 +176,38 @@ def train(tracking_uri: str, request: Request) -> tuple[str, int]:
         TrainingFailed: MLflow could not be reached or refused a request, or training failed.
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # after import: mlflow sets its own
     project = request.project
     started = time.monotonic()
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri)
+    mlflow.set_tracking_uri(gateway.uri)  # for the model files: MLflow's fluent API
     _say(f"Training {project.model} ({project.task}) for job {request.lineage[JOB_ID_TAG]}…")
     try:
-        experiment = client.get_experiment_by_name(request.experiment)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(request.experiment)
-        )
-        run = client.create_run(
+        experiment_id = gateway.experiment_id(request.experiment, create=True)
+        assert experiment_id is not None  # create=True returns an id or raises
+        run_id = gateway.create_run(
             experiment_id,
-            run_name=f"retrain-{request.lineage[TRIGGER_TAG]}-{time.strftime('%Y%m%d-%H%M%S')}",
-            tags={
+            {
+                RUN_NAME_TAG: f"retrain-{request.lineage[TRIGGER_TAG]}-"
+                f"{time.strftime('%Y%m%d-%H%M%S')}",
                 **request.lineage,
                 "model_family": "gradient_boosting",
                 "dataset": project.experiment,
             },
         )
-    except (MlflowException, OSError) as exc:
+    except (TrackingError, OSError) as exc:
         raise TrainingFailed(
-            f"MLflow at {tracking_uri} could not be reached or refused the run: {_reason(exc)}"
+            f"MLflow at {gateway.uri} could not be reached or refused the run: {_reason(exc)}"
         ) from exc
-    run_id = str(run.info.run_id)
     _say(f"Run {run_id} started in experiment {request.experiment}.")
     try:
-        version, summary = _train_and_register(client, run_id, request)
+        version, summary = _train_and_register(gateway, run_id, request)
     except Exception as exc:
         reason = _reason(exc)
         try:
-            client.set_tag(run_id, FAILURE_TAG, reason[:5000])
-            client.set_terminated(run_id, "FAILED")
-        except (MlflowException, OSError):
+            gateway.set_run_tags(run_id, {FAILURE_TAG: reason[:5000]})
+            gateway.end_run(run_id, "FAILED")
+        except (TrackingError, OSError):
             pass  # the reason below is what matters; the server may be the thing that failed
         raise TrainingFailed(f"Training run {run_id} failed: {reason}") from exc
     _say(f"Done in {time.monotonic() - started:.1f} s.")
@@ -220,16 +215,11 @@ def train(tracking_uri: str, request: Request) -> tuple[str, int]:
     return run_id, version
 
 
-def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int, str]:
+def _train_and_register(gateway: TrackingGateway, run_id: str, request: Request) -> tuple[int, str]:
     """Everything after the run exists. Returns the version number and its primary metric."""
-    import mlflow
-    import mlflow.data
-    import mlflow.sklearn
-    from mlflow.entities import Metric
-
     project = request.project
-    classification = project.task == "classification"
-    split = _load_split(project)
+    classification = project.classification
+    split = load_split(project)
     _say(
         f"Loaded {project.experiment}: {len(split.x_train)} training and {len(split.x_test)} "
         f"held-out rows, {split.x_train.shape[1]} features."
@@ -256,8 +246,8 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         f"Chose {chosen} by {CV_FOLDS}-fold cross-validation on the training rows "
         f"({len(search.cv_results_['params'])} settings, {time.monotonic() - fit_started:.1f} s)."
     )
-    metrics = _evaluate(booster, split, classification)
-    history = _staged_history(booster, split, classification)
+    metrics = evaluate(booster, split, classification)
+    history = staged_history(booster, split, classification)
     _say(
         f"Trained {chosen['n_estimators']} boosting stages: "
         + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
@@ -265,51 +255,44 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
     )
 
     now_ms = int(time.time() * 1000)
-    entries = [Metric(k, v, now_ms, 0) for k, v in metrics.items()]
+    histories = {k: [MetricPoint(0, now_ms, v)] for k, v in metrics.items()}
     for key, values in history.items():
-        entries.extend(Metric(key, value, now_ms, step) for step, value in enumerate(values))
+        histories.setdefault(key, []).extend(
+            MetricPoint(step, now_ms, value) for step, value in enumerate(values)
+        )
     params = {
         **{k: str(v) for k, v in {**FIXED_SETTINGS, **chosen}.items()},
         "cv_folds": str(CV_FOLDS),
         "current_rows": str(0 if request.current is None else len(request.current)),
         "model_family": "gradient_boosting",
-        "test_size": "0.25",
-        "random_state": "7",
-        "n_features": str(split.x_train.shape[1]),
+        **split.params(),
     }
-    log_batches(client, run_id, entries, params)
+    gateway.log_metric_histories(run_id, histories)
+    gateway.log_params(run_id, params)
     _say(f"Logged {len(params)} params, {len(metrics)} metrics and {len(history)} histories.")
 
-    training_frame = split.x_train.assign(target=split.y_train.values)
-    reference = _with_sites(
-        training_frame.sample(min(REFERENCE_ROWS, len(training_frame)), random_state=0),
-        np.random.default_rng(0),
-        SITE_MIX,
-    )
+    training_frame = split.training_frame()
+    reference = reference_sample(training_frame)
     with tempfile.TemporaryDirectory() as scratch:
         reference_path = Path(scratch) / REFERENCE_FILE
         reference.to_parquet(reference_path, index=False)
-        client.log_artifact(run_id, str(reference_path), REFERENCE_ARTIFACT_DIR)
-    dataset = mlflow.data.from_pandas(
-        training_frame, targets="target", name=f"{project.experiment}-train"
+        gateway.log_artifact_file(run_id, reference_path, REFERENCE_ARTIFACT_DIR)
+    gateway.log_dataset(
+        run_id,
+        training_frame,
+        name=f"{project.experiment}-train",
+        targets="target",
+        context="training",
     )
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(dataset, context="training")
-        _say(f"Logged the input dataset and {REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}.")
-        info = mlflow.sklearn.log_model(
-            booster,
-            name="model",
-            serialization_format="cloudpickle",
-            pip_requirements=PIP_REQUIREMENTS,
-            input_example=split.x_test.head(3),
-        )
+    _say(f"Logged the input dataset and {REFERENCE_ARTIFACT_DIR}/{REFERENCE_FILE}.")
+    info = log_model(run_id, booster, split.x_test.head(3))
     _say(f"Logged the model {info.model_id}.")
-    _compare_with_champion(client, run_id, request.register_as, split, classification, metrics)
+    _compare_with_champion(gateway, run_id, request.register_as, split, classification, metrics)
 
-    primary = _primary_metric(client, request.register_as, classification)
+    primary = _primary_metric(gateway, request.register_as, project)
     summary = f"{primary} {metrics[primary]:.3f}" if primary in metrics else "no primary metric"
-    _ensure_registered_model(client, request.register_as, project, primary)
-    version = client.create_model_version(
+    _ensure_registered_model(gateway, request.register_as, project, primary)
+    version = gateway.create_model_version(
         request.register_as,
         source=info.model_uri,
         run_id=run_id,
@@ -318,7 +301,7 @@ def _train_and_register(client: Any, run_id: str, request: Request) -> tuple[int
         f"{summary} on the held-out set.",
         tags={**request.lineage, "model_family": "gradient_boosting"},
     )
-    return int(version.version), summary
+    return version.version, summary
 
 
 def _read_current(path: Path, project: DemoProject) -> pd.DataFrame:
@@ -337,7 +320,7 @@ def _read_current(path: Path, project: DemoProject) -> pd.DataFrame:
         raise ValueError(f"--current: {exc}") from exc
     if frame is None or frame.empty:
         raise ValueError(f"--current: {path} holds no rows.")
-    wanted = [*_load_split(project).x_train.columns, "target"]
+    wanted = [*load_split(project).x_train.columns, "target"]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -347,113 +330,91 @@ def _read_current(path: Path, project: DemoProject) -> pd.DataFrame:
     return frame[wanted]
 
 
-def _project_of(tracking_uri: str, model: str) -> DemoProject | None:
+def _project_of(gateway: TrackingGateway, model: str) -> DemoProject | None:
     """The demo project a registered model is trained by, from its training-project tag."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     try:
-        registered = _registered_model(MlflowClient(tracking_uri), model)
-    except (MlflowException, OSError) as exc:
+        registered = gateway.find_registered_model(model)
+    except (TrackingError, OSError) as exc:
         raise TrainingFailed(
-            f"MLflow at {tracking_uri} could not be reached: {_reason(exc)}"
+            f"MLflow at {gateway.uri} could not be reached: {_reason(exc)}"
         ) from exc
     name = registered.tags.get(TRAINING_PROJECT_TAG) if registered is not None else None
     return next((p for p in PROJECTS if p.model == name), None)
 
 
 def _compare_with_champion(
-    client: Any,
+    gateway: TrackingGateway,
     run_id: str,
     model: str,
-    split: Any,
+    split: Split,
     classification: bool,
     metrics: dict[str, float],
 ) -> None:
     """Score the current champion on this run's held-out rows and log both side by side."""
     import mlflow.sklearn
-    from mlflow.entities import Metric, RunTag
-    from mlflow.exceptions import MlflowException
 
     try:
-        champion = client.get_model_version_by_alias(model, CHAMPION)
-    except MlflowException:
+        champion = gateway.alias_holder(model, CHAMPION)
+    except NotFound:  # no such model yet, or a name MLflow refuses
+        champion = None
+    if champion is None:
         _say(f"No @{CHAMPION} of {model} to compare with: the new version stands alone.")
         return
-    champion_model = mlflow.sklearn.load_model(f"models:/{model}/{champion.version}")
-    scores = _evaluate(champion_model, split, classification)
-    comparison = {
-        "champion_version": int(champion.version),
-        "held_out_rows": len(split.x_test),
-        "metrics": {
-            key: {"challenger": metrics[key], "champion": scores[key]}
-            for key in metrics
-            if key in scores
-        },
+    champion_model = mlflow.sklearn.load_model(f"models:/{model}/{champion}")
+    scores = evaluate(champion_model, split, classification)
+    rows = {
+        key: {"challenger": metrics[key], "champion": scores[key]}
+        for key in metrics
+        if key in scores
     }
-    client.log_batch(
-        run_id,
-        metrics=[
-            Metric(f"{CHAMPION_METRIC_PREFIX}{key}", value, int(time.time() * 1000), 0)
-            for key, value in scores.items()
-        ],
-        tags=[RunTag(COMPARED_WITH_TAG, str(champion.version))],
+    comparison = {"champion_version": champion, "held_out_rows": len(split.x_test), "metrics": rows}
+    gateway.log_metrics(
+        run_id, {f"{CHAMPION_METRIC_PREFIX}{key}": value for key, value in scores.items()}
     )
-    client.log_dict(run_id, comparison, COMPARISON_ARTIFACT)
+    gateway.set_run_tags(run_id, {COMPARED_WITH_TAG: str(champion)})
+    gateway.log_artifact_text(
+        run_id, COMPARISON_ARTIFACT, json.dumps(comparison, indent=2, default=str)
+    )
     _say(
-        f"Compared with @{CHAMPION} (version {champion.version}) on the same "
+        f"Compared with @{CHAMPION} (version {champion}) on the same "
         f"{len(split.x_test)} held-out rows: "
         + ", ".join(
-            f"{key} {row['champion']:.3f} → {row['challenger']:.3f}"
-            for key, row in comparison["metrics"].items()
+            f"{key} {row['champion']:.3f} → {row['challenger']:.3f}" for key, row in rows.items()
         )
         + "."
     )
 
 
-def _primary_metric(client: Any, model: str, classification: bool) -> str:
+def _primary_metric(gateway: TrackingGateway, model: str, project: DemoProject) -> str:
     """The registered model's ``primary_metric`` tag, or the demo's default for its task."""
-    default = "eval_f1" if classification else "eval_rmse"
-    registered = _registered_model(client, model)
+    registered = gateway.find_registered_model(model)
     if registered is None:
-        return default
-    return str(registered.tags.get("primary_metric") or default)
+        return project.primary_metric
+    return str(registered.tags.get("primary_metric") or project.primary_metric)
 
 
-def _ensure_registered_model(client: Any, model: str, project: DemoProject, primary: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    if _registered_model(client, model) is not None:
+def _ensure_registered_model(
+    gateway: TrackingGateway, model: str, project: DemoProject, primary: str
+) -> None:
+    """Create the registered model when it is missing (one another job created meanwhile is
+    kept as it is)."""
+    if gateway.find_registered_model(model) is not None:
         return
-    try:
-        client.create_registered_model(
-            model,
-            description=f"{project.description} Trained on scikit-learn's bundled data.",
-            tags={
-                "team": project.team,
-                "task": project.task,
-                "primary_metric": primary,
-                TRAINING_PROJECT_TAG: project.model,
-            },
-        )
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another job created it meanwhile
-            raise
-
-
-def _registered_model(client: Any, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
+    gateway.create_registered_model(
+        model,
+        project.model_description,
+        {**project.model_tags(primary), TRAINING_PROJECT_TAG: project.model},
+    )
 
 
 def _reason(exc: BaseException) -> str:
-    """The exception's message on one line, without MLflow's long retry preamble."""
+    """The exception's message on one line, at most 400 characters.
+
+    For an MLflow failure the gateway translated, MLflow's own message: it names the endpoint
+    and the low-level cause (e.g. "Connection refused"), as this job has always reported.
+    """
+    while isinstance(exc, TrackingError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 400 else text[:400] + "…"
 

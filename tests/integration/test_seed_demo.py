@@ -6,7 +6,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from jobs.seed_demo import PROJECTS, REFERENCE_ARTIFACT_DIR, REFERENCE_FILE
+from jobs.training import PROJECTS, REFERENCE_ARTIFACT_DIR, REFERENCE_FILE
 from services.core.conventions import CHALLENGER, CHAMPION
 from services.core.processes import ServerProcess
 from tests.conftest import run_seed_demo
