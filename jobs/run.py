@@ -16,6 +16,7 @@ from types import FrameType
 from services.core.errors import FlightdeckError
 from services.core.processes import (
     ServerProcess,
+    free_port,
     port_in_use,
     start_dashboard,
     start_mlflow_server,
@@ -55,7 +56,10 @@ def main() -> int:
                 settings.dashboard_port, dashboard_env, settings.data_dir / "dashboard.log"
             )
         )
-        servers.append(start_scheduler(dashboard_env, settings.data_dir / "scheduler.log"))
+        loop_env = dict(dashboard_env)
+        if settings.embedded:  # the embedded server may post registry webhooks to the loop
+            loop_env.setdefault("FLIGHTDECK_REGISTRY_WEBHOOK_PORT", str(free_port()))
+        servers.append(start_scheduler(loop_env, settings.data_dir / "scheduler.log"))
         print(
             f"\n  MLflow     {settings.tracking_uri}\n  Flightdeck {servers[-2].url}\n"
             f"\nLogs are in {settings.data_dir}. Press Ctrl-C to stop.\n",

@@ -2,9 +2,14 @@
 
 At start-up it marks the jobs no engine runs any more as lost; then, every ``--interval``
 seconds, it tries the leader lock and, when it holds it, runs one pass of
-:mod:`services.control_loop.passes` (retraining, external alias moves, reconciliation, the audit
-anchor) and records the pass as its heartbeat. Start one on every replica: only the leader acts,
-and another takes over within an interval when it dies. ``--once`` runs a single pass.
+:mod:`services.control_loop.passes` (retraining, external alias moves, reconciliation, scheduled
+drift, notifications, the audit anchor) and records the pass as its heartbeat. Start one on every
+replica: only the leader acts, and another takes over within an interval when it dies.
+``--once`` runs a single pass.
+
+With ``FLIGHTDECK_REGISTRY_WEBHOOK_PORT`` set (``make run`` sets it for the embedded MLflow), it
+also listens there for MLflow's signed registry webhooks and records alias moves within seconds
+(:mod:`services.control_loop.registry_webhooks`); polling on each pass stays the guarantee.
 
 ``--backfill MODEL FIRST END`` asks the loop to monitor the model's batches from ``FIRST`` up to
 ``END`` that have no run yet (dates for a database source, batch names for files), and exits;
@@ -29,13 +34,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from services.control_loop import registry_webhooks as webhooks
 from services.control_loop.leadership import leader_lock
-from services.control_loop.passes import RETRAINING, PassInputs, record_pass, run_pass
+from services.control_loop.passes import (
+    PassInputs,
+    last_retraining_check,
+    record_pass,
+    run_pass,
+)
 from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
-from services.core.settings import apply_mlflow_environment, load_settings
+from services.core.settings import EMBEDDED_HOST, Settings, apply_mlflow_environment, load_settings
 from services.core.wiring import Wiring, build
 from services.governance import promotion
+from services.governance.alias_history import record_reported_move
 from services.governance.config import load_governance
 from services.monitoring.scheduled_drift import request_backfill
 from services.retraining.engines import job_environment
@@ -58,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.backfill:
         return _request_backfill(services, args.backfill)
+    receiver = _start_receiver(settings, gateway, services, log)
     lock = leader_lock(services.store, settings.data_dir)
     signal.signal(signal.SIGTERM, _stop)
     inputs = PassInputs(
@@ -65,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=settings.data_dir,
         job_env=job_environment(settings),
         stuck_after=promotion.stuck_after(settings.mlflow_call_limit_s),
-        # A schedule that fell due while nothing ran fires once, on the first pass.
+        # With no pass on record: what fell due in the last interval.
         last_check=datetime.now(UTC) - timedelta(seconds=args.interval),
     )
     try:
@@ -91,9 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     services = services.with_governance(load_governance(settings.governance_path))
                 except FlightdeckError as exc:
                     log.warning("keeping the previous policies: %s", exc)
+                try:  # since the last pass of any replica (this one may just have taken over)
+                    since = last_retraining_check(services.store)
+                except FlightdeckError:
+                    since = None
+                inputs = replace(inputs, last_check=since or inputs.last_check)
                 report = run_pass(services, inputs, now, lock.holder, args.interval)
-                if report.completed(RETRAINING):  # else a schedule due now fires next pass
-                    inputs = replace(inputs, last_check=now)
                 for step in report.steps:
                     problem = f" ({step.problem})" if step.problem else ""
                     log.info("%s: %s%s", step.name, step.done, problem)
@@ -111,6 +127,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         lock.release()
+        if receiver is not None:
+            receiver.stop()
+
+
+def _start_receiver(
+    settings: Settings, gateway: TrackingGateway, services: Wiring, log: logging.Logger
+) -> webhooks.Receiver | None:
+    """Listen for MLflow's registry webhooks and subscribe to them, when a port is set; the
+    loop runs (polling) without them when the server cannot send any."""
+    if not settings.registry_webhook_port:
+        return None
+    secret = webhooks.new_secret()  # this process subscribes, so only it needs to know it
+
+    def record(report: webhooks.AliasReport) -> bool:
+        return record_reported_move(
+            services, report.model, report.alias, report.version, report.delivery_id
+        )
+
+    try:
+        receiver = webhooks.Receiver(
+            EMBEDDED_HOST, settings.registry_webhook_port, secret, record
+        ).start()
+    except OSError as exc:
+        log.warning(
+            "registry webhooks off: cannot listen on %s: %s", settings.registry_webhook_port, exc
+        )
+        return None
+    url = settings.registry_webhook_url or f"http://{EMBEDDED_HOST}:{receiver.port}{webhooks.PATH}"
+    try:
+        gateway.replace_registry_webhook(
+            webhooks.webhook_name(url), url, secret, webhooks.ALIAS_EVENTS
+        )
+    except FlightdeckError as exc:
+        log.warning("registry webhooks off (polling only): %s", exc)
+        receiver.stop()
+        return None
+    log.info("receiving MLflow registry webhooks at %s", url)
+    return receiver
 
 
 def _request_backfill(services: Wiring, request: Sequence[str]) -> int:
@@ -142,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.scheduler",
         description="Keep Flightdeck true on an interval: retraining, external alias moves, "
-        "reconciliation and the audit anchor.",
+        "reconciliation, scheduled drift, notifications and the audit anchor.",
     )
     parser.add_argument(
         "--interval",

@@ -37,8 +37,8 @@ from services.governance.alias_history import detect_external_changes
 from services.governance.audit_anchor import anchor_audit_head
 from services.monitoring.runs import RED, drift_status, monitoring_runs
 from services.monitoring.scheduled_drift import monitor_model
-from services.retraining.base import RUNNING, SUCCEEDED
-from services.retraining.jobs import RetrainingJob
+from services.retraining.base import SUCCEEDED
+from services.retraining.jobs import RetrainingJob, jobs_started_between
 from services.retraining.loop import follow_jobs
 from services.retraining.policy import FIRED
 from services.retraining.scheduler import run_policies
@@ -133,9 +133,14 @@ def _step(name: str, action: Callable[[], str | tuple[str, str]]) -> StepReport:
 
 
 def _retraining(services: Wiring, inputs: PassInputs, now: datetime) -> str:
+    # Each start falls in one pass's window (the previous pass's start to this one's): told once.
+    for job in jobs_started_between(services.store, inputs.last_check, now):
+        _tell_about_job(services, job, "retrain_started", now)
     followed = follow_jobs(services, services.backend)
     for job in followed:
-        _tell_about_job(services, job, now)
+        if job.outcome is not None:  # judged in this pass
+            ended = "retrain_finished" if job.status == SUCCEEDED else "retrain_failed"
+            _tell_about_job(services, job, ended, now)
     decisions = run_policies(
         services, services.backend, inputs.job_env, last_check=inputs.last_check, now=now
     )
@@ -145,16 +150,10 @@ def _retraining(services: Wiring, inputs: PassInputs, now: datetime) -> str:
     )
 
 
-def _tell_about_job(services: Wiring, job: RetrainingJob, now: datetime) -> None:
-    """A retrain started (now running), or finished or failed (now judged): once each."""
-    if job.status == RUNNING and job.outcome is None:
-        event = "retrain_started"
-    elif job.outcome is not None:
-        event = "retrain_finished" if job.status == SUCCEEDED else "retrain_failed"
-    else:
-        return
+def _tell_about_job(services: Wiring, job: RetrainingJob, event: str, now: datetime) -> None:
+    """A retrain started, finished or failed."""
     text = f"Retraining of {job.model} (job {job.job_id[:8]}): {event.split('_')[1]}." + (
-        f" {job.outcome}" if job.outcome else ""
+        f" {job.outcome}" if job.outcome and event != "retrain_started" else ""
     )
     details = {"model": job.model, "job_id": job.job_id, "status": job.status}
     services.notifier.tell(event, text, details, now)
@@ -174,6 +173,16 @@ def _external_changes(services: Wiring) -> tuple[str, str]:
     done = f"{len(models)} model(s) checked, {len(changed)} external move(s) recorded"
     problem = f"could not read {len(unreadable)}: {', '.join(unreadable[:5])}" if unreadable else ""
     return done, problem
+
+
+def last_retraining_check(store: Store) -> datetime | None:
+    """When the newest pass whose retraining step ran started, by any replica: the next pass
+    looks at what happened since (jobs started, schedules due), so nothing is told or fired
+    twice, and a schedule missed while no loop ran fires once."""
+    for report in recent_passes(store, limit=10):
+        if report.completed(RETRAINING):
+            return report.started_at
+    return None
 
 
 def _last_watched(store: Store) -> datetime | None:

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow.artifacts
 import requests
-from mlflow.entities import Metric, RunTag, ViewType
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -50,6 +50,9 @@ from services.core.records import (
 )
 from services.core.settings import Settings, apply_mlflow_environment, validate_tracking_uri
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 T = TypeVar("T")
 
 
@@ -63,6 +66,8 @@ LOG_BATCH_LIMIT = 1000
 """MLflow's limit on metrics in one ``log_batch`` call."""
 LOG_BATCH_TAG_LIMIT = 100
 """MLflow's limit on tags in one ``log_batch`` call."""
+LOG_BATCH_PARAM_LIMIT = 100
+"""MLflow's limit on params in one ``log_batch`` call."""
 MAX_TAG_VALUE = 8000
 """MLflow's limit on the length of a run tag's value."""
 HISTORY_POINTS = 320
@@ -155,6 +160,19 @@ class TrackingGateway:
         return experiment_record(
             self._call(f"experiment {experiment_id}", self._client.get_experiment, experiment_id)
         )
+
+    def experiment_tags(self, experiment_id: str) -> dict[str, str]:
+        """Every tag of an experiment, ``mlflow.*`` and ``flightdeck.*`` included.
+
+        :meth:`get_experiment` hides those; jobs read their own markers here.
+
+        Raises:
+            NotFound: No experiment has this id.
+        """
+        found = self._call(
+            f"experiment {experiment_id}", self._client.get_experiment, experiment_id
+        )
+        return dict(found.tags or {})
 
     def experiment_activity(self, experiment_id: str) -> ExperimentActivity:
         """How many active runs an experiment holds and when the newest started, cheaply.
@@ -421,6 +439,98 @@ class TrackingGateway:
         """End a run with a terminal status: FINISHED, FAILED or KILLED."""
         self._call(f"ending run {run_id}", self._client.set_terminated, run_id, status)
 
+    def end_run_at(self, run_id: str, status: str, end_time: datetime) -> None:
+        """End a run with a terminal status and an end time of our choosing (aware), e.g. when
+        logging runs that happened earlier."""
+        self._call(
+            f"ending run {run_id}",
+            self._client.set_terminated,
+            run_id,
+            status,
+            end_time=round(end_time.timestamp() * 1000),
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        """Move a run to MLflow's trash (it can be restored until the trash is emptied)."""
+        self._call(f"deleting run {run_id}", self._client.delete_run, run_id)
+
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on an experiment (one call each; MLflow has no batch call for them)."""
+        for key, value in tags.items():
+            self._call(
+                f"tagging experiment {experiment_id}",
+                self._client.set_experiment_tag,
+                experiment_id,
+                key,
+                value,
+            )
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log a run's parameters, in one call per 100 (MLflow's limit)."""
+        entries = [Param(key, value) for key, value in params.items()]
+        for start in range(0, len(entries), LOG_BATCH_PARAM_LIMIT):
+            self._call(
+                f"logging params of run {run_id}",
+                self._client.log_batch,
+                run_id,
+                params=entries[start : start + LOG_BATCH_PARAM_LIMIT],
+            )
+
+    def log_metric_histories(
+        self, run_id: str, histories: Mapping[str, Sequence[MetricPoint]]
+    ) -> None:
+        """Log metric values at given steps and times, in batches of 1,000 (MLflow's limit).
+
+        Args:
+            run_id: The run they belong to.
+            histories: Each metric's points, e.g. one per boosting stage; a single point at step
+                0 logs a plain metric.
+        """
+        entries = [
+            Metric(key, float(point.value), point.timestamp_ms, point.step)
+            for key, points in histories.items()
+            for point in points
+        ]
+        for start in range(0, len(entries), LOG_BATCH_LIMIT):
+            self._call(
+                f"logging metrics of run {run_id}",
+                self._client.log_batch,
+                run_id,
+                metrics=entries[start : start + LOG_BATCH_LIMIT],
+            )
+
+    def log_dataset(
+        self, run_id: str, frame: pd.DataFrame, name: str, targets: str, context: str
+    ) -> None:
+        """Log a DataFrame as the run's input dataset (digest, schema and profile, not the rows).
+
+        Args:
+            run_id: The run that used it.
+            frame: The rows, features and target.
+            name: The dataset's name, as MLflow's UI shows it.
+            targets: The target column.
+            context: What the run used it for (``mlflow.data.context``), e.g. "training".
+        """
+        from mlflow.data.pandas_dataset import from_pandas  # imports pandas: only when needed
+
+        dataset = from_pandas(frame, targets=targets, name=name)  # no source: see STACK.md
+        entry = DatasetInput(
+            dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]
+        )
+        self._call(
+            f"logging dataset {name!r} of run {run_id}", self._client.log_inputs, run_id, [entry]
+        )
+
+    def log_artifact_file(self, run_id: str, local_path: Path, folder: str) -> None:
+        """Upload one local file into the run's artifact ``folder``, keeping its file name."""
+        self._call(
+            f"logging {folder}/{local_path.name} to run {run_id}",
+            self._client.log_artifact,
+            run_id,
+            str(local_path),
+            folder,
+        )
+
     def model_versions(self, filter_string: str) -> list[ModelVersionSummary]:
         """Registered model versions matching an MLflow filter, e.g. ``name = 'x'``."""
         versions: list[ModelVersionSummary] = []
@@ -481,6 +591,18 @@ class TrackingGateway:
                 model = self._call(f"model {name!r}", self._client.get_registered_model, name)
             except errors.InvalidRequest as exc:  # e.g. a "/" in the name: no model can have it
                 raise errors.NotFound(str(exc)) from exc
+        return model_record(model)
+
+    def find_registered_model(self, name: str) -> RegisteredModel | None:
+        """One registered model by name; None when no model has this name.
+
+        Raises:
+            InvalidRequest: MLflow refuses ``name`` as a model name, e.g. it holds a "/".
+        """
+        try:
+            model = self._call(f"model {name!r}", self._client.get_registered_model, name)
+        except errors.NotFound:
+            return None
         return model_record(model)
 
     def get_model_version(self, name: str, version: int) -> ModelVersionSummary:
@@ -548,6 +670,91 @@ class TrackingGateway:
             return Path(path).read_text(encoding="utf-8")
 
     # -- model registry: writes --------------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str, description: str, tags: Mapping[str, str]
+    ) -> RegisteredModel:
+        """Create a registered model with a description and tags.
+
+        If another process created it in the meantime, that model is returned as it is.
+
+        Raises:
+            InvalidRequest: MLflow refuses ``name`` as a model name, e.g. it holds a "/".
+        """
+        try:
+            created = self._call(
+                f"creating model {name!r}",
+                self._client.create_registered_model,
+                name,
+                tags=dict(tags),
+                description=description,
+            )
+        except errors.TrackingError:
+            existing = self.find_registered_model(name)
+            if existing is None:
+                raise
+            return existing
+        return model_record(created)
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model with all its versions and aliases (there is no trash).
+
+        Raises:
+            NotFound: No registered model has this name.
+        """
+        with self._model_missing(name):
+            self._call(f"deleting model {name!r}", self._client.delete_registered_model, name)
+
+    def set_registered_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a registered model (one call each; MLflow has no batch call for them).
+
+        Raises:
+            NotFound: No registered model has this name.
+        """
+        with self._model_missing(name):
+            for key, value in tags.items():
+                self._call(
+                    f"tagging model {name!r}",
+                    self._client.set_registered_model_tag,
+                    name,
+                    key,
+                    value,
+                )
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str,
+        model_id: str | None,
+        description: str,
+        tags: Mapping[str, str],
+    ) -> ModelVersionSummary:
+        """Register a logged model as the next version of a registered model.
+
+        Args:
+            name: The registered model; it must exist.
+            source: Where the files are, e.g. ``models:/m-…`` for an MLflow 3 logged model.
+            run_id: The run that logged it.
+            model_id: The logged model's id (``m-…``), when it is one.
+            description: Free text shown with the version.
+            tags: The version's tags.
+
+        Raises:
+            NotFound: No registered model has this name.
+        """
+        with self._model_missing(name):
+            created = self._call(
+                f"registering a version of {name!r}",
+                self._client.create_model_version,
+                name,
+                source,
+                run_id=run_id,
+                tags=dict(tags),
+                description=description,
+                model_id=model_id,
+            )
+        return version_record(created)
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point an alias at a version, replacing whatever it pointed at (no compare-and-set).
@@ -665,6 +872,32 @@ class TrackingGateway:
                 "MLFLOW_TRACKING_USERNAME may not read experiments. Ask the server's admin for "
                 "READ permission."
             )
+
+    def replace_registry_webhook(
+        self, name: str, url: str, secret: str, events: Sequence[str]
+    ) -> str:
+        """Subscribe ``url`` to registry ``events`` under ``name``, replacing webhooks of that
+        name (their secret cannot be read back); returns the new webhook's id.
+
+        Raises:
+            TrackingError: The server has no webhooks (MLflow before 3.3, a file store), or
+                refuses the URL (see ``MLFLOW_WEBHOOK_ALLOWED_SCHEMES``).
+        """
+        listed = self._call("listing webhooks", self._client.list_webhooks, max_results=1000)
+        for webhook in listed:
+            if webhook.name == name:
+                self._call(
+                    f"deleting webhook {name}", self._client.delete_webhook, webhook.webhook_id
+                )
+        created = self._call(
+            f"creating webhook {name}",
+            self._client.create_webhook,
+            name=name,
+            url=url,
+            events=list(events),
+            secret=secret,
+        )
+        return str(created.webhook_id)
 
     def _call(self, what: str, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one MLflow client call; ``what`` names it in error messages."""

@@ -80,6 +80,18 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex((EMBEDDED_HOST, port)) == 0
 
 
+EMBEDDED_WEBHOOK_ENV = {
+    # The embedded server and the control loop's webhook receiver are both on loopback.
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    # One delivery thread keeps deliveries in the order of the changes; a short cache lets a
+    # restarted control loop's new subscription take effect within seconds.
+    "MLFLOW_WEBHOOK_DELIVERY_MAX_WORKERS": "1",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "2",
+}
+"""The embedded MLflow server's settings for registry webhooks."""
+
+
 def start_mlflow_server(
     data_dir: Path,
     port: int,
@@ -122,7 +134,12 @@ def start_mlflow_server(
         *(["--app-name", app_name] if app_name else []),
     ]
     # Job execution would add 8 processes and 2 GB that Flightdeck does not use.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **EMBEDDED_WEBHOOK_ENV,
+        **(extra_env or {}),
+    }
     for client_variable in ("MLFLOW_TRACKING_URI", *CREDENTIAL_VARIABLES):
         env.pop(client_variable, None)
     server = _spawn("MLflow", f"http://{EMBEDDED_HOST}:{port}", command, env, log_path)

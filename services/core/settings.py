@@ -122,6 +122,10 @@ class Settings:
     """The MLflow experiment whose run anchors the audit log's head (one per deployment)."""
     oidc_secrets: tuple[str, ...] = field(default=(), repr=False, metadata=SECRET)
     """The OIDC client and cookie secrets in ``[auth]`` of the secrets file, to redact them."""
+    registry_webhook_port: int = 0
+    """Where the control loop listens for MLflow's registry webhooks (loopback); 0 for off."""
+    registry_webhook_url: str = ""
+    """The URL MLflow posts to; ``http://127.0.0.1:<port>/mlflow-webhook`` when empty."""
 
     def __post_init__(self) -> None:
         # A tracking URI with user:password@ would be shown, logged and sent to engines: keep
@@ -317,6 +321,15 @@ def load_settings(
         ).strip()
         or AUDIT_ANCHOR_EXPERIMENT,
         oidc_secrets=tuple(_secret_strings(secrets.get("auth", {}))),
+        registry_webhook_port=_to_int(
+            "FLIGHTDECK_REGISTRY_WEBHOOK_PORT",
+            pick(
+                "FLIGHTDECK_REGISTRY_WEBHOOK_PORT", flightdeck_secrets, "registry_webhook_port", "0"
+            ),
+        ),
+        registry_webhook_url=pick(
+            "FLIGHTDECK_REGISTRY_WEBHOOK_URL", flightdeck_secrets, "registry_webhook_url", ""
+        ).strip(),
     )
 
 

@@ -1,14 +1,15 @@
 """Alias history: who moved an alias (or legacy stage), when, from which version to which, and why.
 
 Answered from the audit log: Flightdeck's own moves (``alias.moved``), and moves made outside
-Flightdeck (``alias.external_change``), which :func:`detect_external_changes` records when it
-reads MLflow on each refresh of a model's page. Servers that promote by legacy stage get the
-same history, rollback and detection, per stage.
+Flightdeck (``alias.external_change``), which the control loop records: every pass polls MLflow
+(:func:`detect_external_changes`), and MLflow's registry webhooks, where the server sends them,
+report a move within seconds (:func:`record_reported_move`). Servers that promote by legacy
+stage get the same history, rollback and detection (by polling), per stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -103,10 +104,38 @@ def detect_external_changes(
     observed, so its history has a starting point. ``since`` is the last time anything looked
     (the control loop's previous pass): a move is recorded as made between then and now.
     """
-    target_kind = services.governance.target
-    aliases = current_targets(services.registry, model, target_kind)
-    changed: list[str] = []
     now = datetime.now(UTC)
+    holders = current_targets(services.registry, model, services.governance.target)
+    return _record_moves(services, model, holders, None, now, _outside(since, now), since)
+
+
+def record_reported_move(
+    services: Wiring, model: str, alias: str, version: int | None, delivery_id: str
+) -> bool:
+    """Record a move of ``alias`` that MLflow reported (a registry webhook): ``version`` now
+    holds it, or nothing when it was deleted. True when it was recorded; False when Flightdeck
+    made it, already knew it, or already had this delivery (a replay)."""
+    now = datetime.now(UTC)
+    reason = f"changed outside Flightdeck, reported by MLflow at {now:%Y-%m-%d %H:%M:%S} UTC"
+    holders = {} if version is None else {alias: version}
+    recorded = _record_moves(services, model, holders, alias, now, reason, None, delivery_id)
+    return bool(recorded)
+
+
+def _record_moves(
+    services: Wiring,
+    model: str,
+    holders: Mapping[str, int],
+    only: str | None,
+    now: datetime,
+    reason: str,
+    since: datetime | None,
+    delivery_id: str = "",
+) -> list[str]:
+    """Record each target whose holder differs from the last one known (only ``only`` when
+    given); one transaction, so concurrent detections record a move once."""
+    target_kind = services.governance.target
+    changed: list[str] = []
     with services.store.write() as connection:
         busy = {
             row.target
@@ -118,10 +147,13 @@ def detect_external_changes(
             )
         }
         known = _last_known_holders(connection, model, target_kind)
-        for alias in sorted(set(aliases) | set(known)):
+        targets = {only} if only else set(holders) | set(known)
+        if delivery_id and only and _delivered(connection, model, target_kind, only, delivery_id):
+            return []
+        for alias in sorted(targets):
             if alias in busy:
-                continue
-            current, last = aliases.get(alias), known.get(alias, ...)
+                continue  # Flightdeck is moving it: the request records the move
+            current, last = holders.get(alias), known.get(alias, ...)
             if last is ... and current is None:
                 continue
             if last is not ... and last == current:
@@ -136,8 +168,9 @@ def detect_external_changes(
                 details={
                     "version": current,
                     "previous": previous,
-                    "reason": "first seen by Flightdeck" if first_sight else _outside(since, now),
+                    "reason": "first seen by Flightdeck" if first_sight else reason,
                     **({"since": since.isoformat()} if since and not first_sight else {}),
+                    **({"delivery_id": delivery_id} if delivery_id else {}),
                 },
                 now=now,
             )
@@ -152,6 +185,15 @@ def detect_external_changes(
                     now,
                 )
     return changed
+
+
+def _delivered(
+    connection: Connection, model: str, target_kind: str, alias: str, delivery_id: str
+) -> bool:
+    """Whether a move with this webhook delivery id is already recorded."""
+    subject = audit.subject_for(model, target_kind, alias)
+    found = audit.events(connection, subject_prefix=subject, actions=(*MOVE_ACTIONS, OBSERVED))
+    return any(e.subject == subject and e.details.get("delivery_id") == delivery_id for e in found)
 
 
 def _outside(since: datetime | None, now: datetime) -> str:

@@ -340,6 +340,17 @@ def list_jobs(store: Store, model: str | None = None, limit: int = 200) -> list[
         return [_job(row) for row in connection.execute(query).all()]
 
 
+def jobs_started_between(store: Store, after: datetime, until: datetime) -> list[RetrainingJob]:
+    """Jobs an engine started at or after ``after`` and before ``until``, oldest first."""
+    query = (
+        sa.select(retraining_jobs)
+        .where(retraining_jobs.c.started_at >= after, retraining_jobs.c.started_at < until)
+        .order_by(retraining_jobs.c.started_at)
+    )
+    with store.read() as connection:
+        return [_job(row) for row in connection.execute(query).all()]
+
+
 def job_log(backend: Backend, job: RetrainingJob, tail: int = 200) -> str:
     """The last ``tail`` lines of the job's output; empty before the engine started it."""
     return backend.logs(job.engine_ref, tail) if job.engine_ref else ""

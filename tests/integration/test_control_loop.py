@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import requests
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
@@ -39,16 +40,23 @@ from services.core.conventions import (
     MONITORING_EXPERIMENT,
     WINDOW_START_TAG,
 )
-from services.core.processes import ServerProcess, start_scheduler
+from services.core.processes import (
+    EMBEDDED_WEBHOOK_ENV,
+    ServerProcess,
+    free_port,
+    start_scheduler,
+)
 from services.core.settings import PROJECT_ROOT, load_settings
 from services.core.store import Store, drift_watermarks, open_store
-from services.governance import alias_history, audit, notifications
+from services.core.wiring import build
+from services.governance import alias_history, audit, notifications, promotion
 from services.governance.auth import Identity
 from services.monitoring.scheduled_drift import BATCH_ACTION, open_backfills, watermark
 from services.retraining import jobs
+from services.retraining.base import FINISHED_STATES
 from services.retraining.engines import backend_for
 from tests.conftest import monitoring_frame, own_mlflow_server
-from tests.integration.test_promotion import make_model
+from tests.integration.test_promotion import APPROVER, make_model, open_request
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +131,79 @@ def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_ope
     ]
     assert not [s for s in last.steps if s.problem], last.steps
     assert not loop_health(loop_store, datetime.now(UTC)).late
+
+
+def test_a_move_and_its_undo_within_one_interval_reach_the_history_by_webhook(
+    client: MlflowClient,
+    loop_env: dict[str, str],
+    loop_store: Store,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    make_model(client, unique_name, [0.8, 0.85])
+    port = free_port()
+    env = {**loop_env, "FLIGHTDECK_REGISTRY_WEBHOOK_PORT": str(port)}
+    loop = start_scheduler(env, tmp_path / "loop.log", 600.0)  # one pass now, the next in 10 min
+    try:
+        wait_for(lambda: recent_passes(loop_store), "the first pass")
+        log = (tmp_path / "loop.log").read_text(encoding="utf-8")
+        assert "receiving MLflow registry webhooks" in log, log
+        # MLflow caches who subscribes to an event (the moves in make_model filled it).
+        time.sleep(int(EMBEDDED_WEBHOOK_ENV["MLFLOW_WEBHOOK_CACHE_TTL"]) + 1)
+
+        forged = requests.post(
+            f"http://127.0.0.1:{port}/mlflow-webhook",
+            data=b'{"entity": "model_version_alias", "action": "created", "data": {}}',
+            headers={
+                "X-MLflow-Delivery-Id": "d1",
+                "X-MLflow-Timestamp": str(int(time.time())),
+                "X-MLflow-Signature": "v1,Zm9yZ2Vk",
+            },
+            timeout=10,
+        )
+        assert forged.status_code == 401
+
+        client.set_registered_model_alias(unique_name, "champion", "2")
+        client.set_registered_model_alias(unique_name, "champion", "1")  # undone at once
+
+        def both() -> list[tuple[int | None, int | None]]:
+            moves = alias_history.alias_history(loop_store, unique_name, "alias", "champion")
+            return [(m.previous, m.version) for m in moves if m.external]
+
+        wait_for(lambda: len(both()) >= 2, "both moves reported")
+        assert both() == [(1, 2), (2, 1)]
+        assert len(recent_passes(loop_store)) == 1  # no pass polled: the webhooks recorded them
+    finally:
+        loop.stop()
+    moves = alias_history.alias_history(loop_store, unique_name, "alias", "champion")
+    assert all("reported by MLflow" in m.reason for m in moves if m.external)
+
+
+def test_a_replayed_webhook_delivery_records_nothing(
+    loop_env: dict[str, str], loop_store: Store, unique_name: str
+) -> None:
+    services = build(load_settings(loop_env))
+    with loop_store.write() as connection:
+        audit.append(
+            connection,
+            actor="mlflow",
+            action=alias_history.OBSERVED,
+            subject=audit.subject_for(unique_name, "alias", "champion"),
+            details={"version": 1, "previous": None},
+        )
+    assert alias_history.record_reported_move(services, unique_name, "champion", 2, "d-1")
+    assert not alias_history.record_reported_move(services, unique_name, "champion", 2, "d-1")
+    assert alias_history.record_reported_move(services, unique_name, "champion", 1, "d-2")
+    assert not alias_history.record_reported_move(services, unique_name, "champion", 2, "d-1")
+    moves = alias_history.alias_history(loop_store, unique_name, "alias", "champion")
+    assert [(m.previous, m.version) for m in moves if m.external] == [(1, 2), (2, 1)]
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def test_two_loops_take_turns_never_together_and_the_survivor_takes_over_after_sigkill(
@@ -440,31 +521,59 @@ def test_a_notification_that_keeps_failing_is_given_up_with_its_error(loop_store
     assert notifications.deliver_due(loop_store, receiver.url, now) == (0, 0)
 
 
-def test_a_pass_tells_the_webhook_about_a_raised_drift_alarm_and_a_finished_retrain(
-    monitored_model: str, loop_env: dict[str, str], loop_store: Store, tmp_path: Path
+def test_a_webhook_receiver_gets_each_notification_kind(
+    client: MlflowClient,
+    monitored_model: str,
+    loop_env: dict[str, str],
+    loop_store: Store,
+    tmp_path: Path,
 ) -> None:
+    other = f"{monitored_model}-other"  # monitored_model is named after the test too
     receiver = Receiver(failures=0)
     try:
         folder = tmp_path / "batches"
         env = with_webhook(monitored_by_the_loop(loop_env, monitored_model, folder), receiver.url)
-        drop_batches(folder, ["2026-10-01.parquet", "2026-10-02.parquet"])  # both drift
         settings = load_settings(env)
-        jobs.submit_retraining(
-            loop_store,
-            backend_for(settings),
-            Identity("omar", True, "operator"),
-            model=monitored_model,
-            trigger="manual",
-            params={},
-            idempotency_key=f"notify-{monitored_model}",
-            command_for=lambda _job_id: [sys.executable, "-c", "print('trained')"],
-        )
-        time.sleep(1)  # the job's process ends
+        services = build(settings)
+        make_model(client, other, [0.8, 0.85])
+        request = open_request(services, other)  # promotion steps are sent at once
+        promotion.decide(services, APPROVER, request.request_id, approve=False, comment="not yet")
+        backend = backend_for(settings)
+        for model, code in ((monitored_model, 0), (other, 3)):
+            jobs.submit_retraining(
+                loop_store,
+                backend,
+                Identity("omar", True, "operator"),
+                model=model,
+                trigger="manual",
+                params={},
+                idempotency_key=f"notify-{model}",
+                command_for=lambda _job_id, code=code: [sys.executable, "-c", f"exit({code})"],
+            )
+        drop_batches(folder, ["2026-10-01.parquet", "2026-10-02.parquet"])  # both drift
+        for job in jobs.list_jobs(loop_store):  # the jobs' processes end
+            assert job.engine_ref is not None
+            ref = job.engine_ref
+            wait_for(lambda ref=ref: backend.status(ref).state in FINISHED_STATES, "a job's end")
 
+        assert one_pass(env).returncode == 0  # first sight of the aliases, jobs, the alarm
+        client.set_registered_model_alias(other, "champion", "2")
+        for day in ("2026-10-03.parquet", "2026-10-04.parquet"):  # calm again
+            monitoring_frame(150, seed=40).to_parquet(folder / day, index=False)
         assert one_pass(env).returncode == 0
     finally:
         receiver.close()
-    events = [m["flightdeck"]["event"] for m in receiver.received]
-    assert events.count("drift_alarm_raised") == 1, events
-    assert events.count("retrain_finished") == 1, events
-    assert all(m["flightdeck"]["model"] == monitored_model for m in receiver.received)
+    told = [(m["flightdeck"]["event"], m["flightdeck"].get("model")) for m in receiver.received]
+    assert sorted(told) == sorted(
+        [
+            ("requested", other),
+            ("rejected", other),
+            ("retrain_started", monitored_model),
+            ("retrain_finished", monitored_model),
+            ("retrain_started", other),
+            ("retrain_failed", other),
+            ("drift_alarm_raised", monitored_model),
+            ("moved_outside_flightdeck", other),
+            ("drift_alarm_cleared", monitored_model),
+        ]
+    ), told
