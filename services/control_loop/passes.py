@@ -5,10 +5,12 @@ maintains. Each pass, in this order, every step idempotent and reported on its o
 failing does not stop the next):
 
 1. **Retraining**: follow jobs, judge finished ones, apply the retraining policies.
-2. **External changes**: alias and stage moves made outside Flightdeck, for every model.
+2. **External changes**: alias and stage moves made outside Flightdeck, for every model (MLflow's
+   registry webhooks, where it sends them, record alias moves sooner:
+   :mod:`services.control_loop.registry_webhooks`).
 3. **Reconciliation**: requests stuck ``executing``, overdue requests.
-4. **Scheduled drift**: each new batch of every ``[monitoring.sources]`` model, exactly once
-   (:mod:`services.monitoring.scheduled_drift`).
+4. **Scheduled drift**: each new batch of every ``[monitoring.sources]`` model, and requested
+   backfills, exactly once (:mod:`services.monitoring.scheduled_drift`).
 5. **Notifications**: the outbox's due webhooks, retried with backoff
    (:mod:`services.governance.notifications`); steps 1, 2 and 4 record what they tell.
 6. **Audit anchor**: the audit log's newest event, anchored in MLflow.
