@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-REPETITIONS = 5
+REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "5"))
+"""Timed repetitions of each measurement (``BENCH_REPETITIONS`` for a quick look)."""
 
 
 @dataclass(frozen=True)

@@ -202,20 +202,23 @@ if not chosen_metrics:
     st.caption("Pick metrics to chart their histories across the runs.")
 colors = charts.run_colors(run_ids)
 chart_columns = st.columns(2)
+chart_slots = {}
 for index, metric in enumerate(chosen_metrics):
     with chart_columns[index % 2]:
-        try:
-            with st.spinner(f"Loading the history of {escape_markdown(metric)}…"):
-                histories = cache.metric_histories(settings, run_ids, metric)
-        except FlightdeckError as exc:
-            st.error(escape_markdown(str(exc)))
+        chart_slots[metric] = st.empty()
+        chart_slots[metric].info(f"Loading the history of {escape_markdown(metric)}…", icon="⏳")
+# Every metric is fetched at once; each chart is drawn as soon as its histories are in.
+for metric, fetched in cache.history_reader(settings).as_ready(runs, chosen_metrics):
+    with chart_slots[metric].container():
+        if isinstance(fetched, FlightdeckError):
+            st.error(escape_markdown(str(fetched)))
             continue
-        series = history_series(histories, x_axis, smoothing)
+        series = history_series(fetched, x_axis, smoothing)
         st.plotly_chart(
             charts.history_chart(metric, series, labels, colors, x_axis, log_scale),
             key=f"compare.history.{metric}",
         )
-        if dropped := non_finite_points(histories):
+        if dropped := non_finite_points(fetched):
             st.caption(f"{dropped} NaN or infinite value{'s' if dropped != 1 else ''} not drawn.")
 
 # -- charts across runs --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from services.experiments.run_detail import (
     metrics_table,
     model_versions_filter,
     model_versions_table,
+    ranged_keys,
     run_page_query,
     runs_page_query,
     selected_run_id,
@@ -104,20 +105,22 @@ def show_metrics(run: Run) -> None:
     if not run.metrics:
         st.info("This run logged no metrics.")
         return
+    table_slot = st.empty()  # the latest values at once; min and max once histories are in
+    latest_only = metrics_overview(run, lambda _: (), max_ranged=0)
+    table_slot.dataframe(metrics_table(latest_only), hide_index=True)
     try:
-        with st.spinner("Reading metric histories…"):
-            overview = metrics_overview(
-                run, lambda key: cache.metric_history(settings, run.run_id, key)
-            )
+        with st.spinner("Reading metric histories for min and max…"):
+            histories = cache.full_histories(settings, run.run_id, ranged_keys(run))
     except FlightdeckError as exc:
         st.error(escape_markdown(str(exc)))
         return
+    overview = metrics_overview(run, histories.__getitem__)
     if overview.capped:
         st.caption(
             f"Min and max cover the first {overview.ranged:,} of {len(overview.summaries):,} "
             "metrics by name; the others show their latest value only."
         )
-    st.dataframe(
+    table_slot.dataframe(
         metrics_table(overview),
         hide_index=True,
         key="run.metrics",

@@ -18,6 +18,7 @@ import streamlit as st
 
 from services.control_loop import passes as control_loop
 from services.control_loop.passes import LoopHealth
+from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
 from services.core.records import (
     ArtifactEntry,
@@ -36,6 +37,7 @@ from services.core.settings import LOADER_TTL_S, READ_CACHE_TTL_S, STATUS_CACHE_
 from services.core.store import Store
 from services.core.wiring import Wiring
 from services.core.wiring import build as wiring_for
+from services.experiments.history_store import HistoryReader, HistoryStore
 from services.experiments.run_detail import CHILD_RUNS_MAX, child_runs_filter
 from services.experiments.runs import RunLoader, RunSearch, first_page
 from services.governance.audit_anchor import AuditAnchor
@@ -207,16 +209,31 @@ def child_runs(settings: Settings, experiment_id: str, run_id: str) -> RunPage:
     return _note_freshness(_child_runs(settings, experiment_id, run_id))
 
 
-def metric_history(settings: Settings, run_id: str, key: str) -> list[MetricPoint]:
-    """Every point of one metric of one run."""
-    return _note_freshness(_metric_history(settings, run_id, key))
-
-
-def metric_histories(
-    settings: Settings, run_ids: tuple[str, ...], key: str
+def full_histories(
+    settings: Settings, run_id: str, keys: tuple[str, ...]
 ) -> dict[str, list[MetricPoint]]:
-    """Downsampled histories of one metric for many runs (bulk endpoint, 100 runs a call)."""
-    return _note_freshness(_metric_histories(settings, run_ids, key))
+    """Every point of some metrics of one run, read concurrently."""
+    return _note_freshness(_full_histories(settings, run_id, keys))
+
+
+def history_reader(settings: Settings) -> HistoryReader:
+    """Metric histories for charts: finished runs' kept in the application store for every
+    session and replica, running runs' for a minute, the rest fetched concurrently. While the
+    store cannot be opened, every history is fetched (and opening it is tried again next run)."""
+    try:
+        return _history_reader(settings)
+    except FlightdeckError:
+        return _fetching_history_reader(settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _history_reader(settings: Settings) -> HistoryReader:
+    return HistoryReader(gateway(settings).metric_histories, HistoryStore(store(settings)))
+
+
+@st.cache_resource(show_spinner=False)
+def _fetching_history_reader(settings: Settings) -> HistoryReader:
+    return HistoryReader(gateway(settings).metric_histories, None)
 
 
 def artifacts(settings: Settings, run_id: str, path: str | None = None) -> list[ArtifactEntry]:
@@ -328,15 +345,10 @@ def _run(settings: Settings, run_id: str) -> Fetched[Run]:
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
-def _metric_history(settings: Settings, run_id: str, key: str) -> Fetched[list[MetricPoint]]:
-    return _fetch(lambda: gateway(settings).metric_history(run_id, key))
-
-
-@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)
-def _metric_histories(
-    settings: Settings, run_ids: tuple[str, ...], key: str
+def _full_histories(
+    settings: Settings, run_id: str, keys: tuple[str, ...]
 ) -> Fetched[dict[str, list[MetricPoint]]]:
-    return _fetch(lambda: gateway(settings).metric_histories(run_ids, key))
+    return _fetch(lambda: gateway(settings).full_histories(run_id, keys))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)

@@ -14,6 +14,8 @@ failing does not stop the next):
 5. **Notifications**: the outbox's due webhooks, retried with backoff
    (:mod:`services.governance.notifications`); steps 1, 2 and 4 record what they tell.
 6. **Audit anchor**: the audit log's newest event, anchored in MLflow.
+7. **History prefetch**: the metric histories of runs that ended since the last such step, kept
+   in the store (:mod:`services.experiments.history_store`), so their first chart is instant.
 
 Only the holder of the leader lock (:mod:`services.control_loop.leadership`) runs passes, so several
 replicas may each start a loop. The holder records each pass (its heartbeat) in the store;
@@ -34,6 +36,7 @@ from services.core.errors import FlightdeckError
 from services.core.gateway import TrackingGateway
 from services.core.store import Store, aware, loop_passes
 from services.core.wiring import Wiring
+from services.experiments.history_store import HistoryStore, prefetch_ended_runs
 from services.governance import promotion
 from services.governance.alias_history import detect_external_changes
 from services.governance.audit_anchor import anchor_audit_head
@@ -47,6 +50,9 @@ from services.retraining.scheduler import run_policies
 
 RETRAINING = "retraining"
 EXTERNAL_CHANGES = "external changes"
+HISTORY_PREFETCH = "history prefetch"
+FIRST_PREFETCH_WINDOW = timedelta(days=1)
+"""How far back the first pass against a store looks for ended runs to prefetch."""
 LATE_AFTER_INTERVALS = 3
 """The sidebar turns amber when no pass finished for this many intervals."""
 KEPT_PASSES = 500
@@ -116,6 +122,7 @@ def run_pass(
         _step("scheduled drift", lambda: _scheduled_drift(services, inputs, now)),
         _step("notifications", lambda: _notifications(services, now)),
         _step("audit anchor", lambda: _anchor(services)),
+        _step(HISTORY_PREFETCH, lambda: _history_prefetch(services, inputs, now)),
     )
     return PassReport(holder, now, _clock(now), interval_s, steps)
 
@@ -181,10 +188,7 @@ def last_retraining_check(store: Store) -> datetime | None:
     """When the newest pass whose retraining step ran started, by any replica: the next pass
     looks at what happened since (jobs started, schedules due), so nothing is told or fired
     twice, and a schedule missed while no loop ran fires once."""
-    for report in recent_passes(store, limit=10):
-        if report.completed(RETRAINING):
-            return report.started_at
-    return None
+    return _last_completed(store, RETRAINING)
 
 
 def _last_watched(store: Store) -> datetime | None:
@@ -244,6 +248,21 @@ def _anchor(services: Wiring) -> str:
     if result.head is None:
         return "the audit log is empty"
     return f"anchored at event {result.head.seq}" + ("" if result.moved else " (unchanged)")
+
+
+def _history_prefetch(services: Wiring, inputs: PassInputs, now: datetime) -> str:
+    since = _last_completed(services.store, HISTORY_PREFETCH) or now - FIRST_PREFETCH_WINDOW
+    kept = HistoryStore(services.store)
+    runs = prefetch_ended_runs(inputs.gateway, kept, since)
+    return f"{runs} ended run(s) looked at; {kept.size().histories} histories kept in all"
+
+
+def _last_completed(store: Store, step: str) -> datetime | None:
+    """When the newest pass whose ``step`` ran to the end started."""
+    for report in recent_passes(store, limit=10):
+        if report.completed(step):
+            return report.started_at
+    return None
 
 
 # -- heartbeat ------------------------------------------------------------------------------------

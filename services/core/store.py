@@ -170,6 +170,19 @@ drift_backfills = sa.Table(
 )
 
 
+metric_histories = sa.Table(
+    "metric_histories",
+    METADATA,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("metric_key", sa.String(250), primary_key=True),
+    sa.Column("max_points", sa.Integer, primary_key=True),
+    sa.Column("points", sa.LargeBinary, nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+CACHE_TABLES = frozenset({metric_histories.name})
+"""Copies of what MLflow already holds, which reads may fill: nothing else depends on them."""
+
 notifications = sa.Table(
     "notifications",
     METADATA,
@@ -267,6 +280,13 @@ class Store:
             appended = connection.info.pop(AUDIT_APPENDED_INFO, False)
         if appended and self.after_audit_commit is not None:
             self.after_audit_commit(self)
+
+    @contextmanager
+    def cache_write(self) -> Iterator[Connection]:
+        """A transaction for a cache no audited write depends on (metric histories): it takes
+        SQLite's write lock like any transaction but not the audit log's lock."""
+        with self._translated("write"), self.engine.begin() as connection:
+            yield connection
 
     def _equip(self, connection: Connection) -> None:
         """Give the connection what ``services.governance.audit`` needs (its info outlives a

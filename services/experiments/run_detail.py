@@ -102,6 +102,11 @@ def metric_summary(key: str, last: float, history: Sequence[MetricPoint]) -> Met
     )
 
 
+def ranged_keys(run: Run, max_ranged: int = METRIC_RANGE_MAX_KEYS) -> tuple[str, ...]:
+    """The metrics whose full history :func:`metrics_overview` reads: the first by name."""
+    return tuple(sorted(run.metrics)[:max_ranged])
+
+
 def metrics_overview(
     run: Run,
     history_of: Callable[[str], Sequence[MetricPoint]],

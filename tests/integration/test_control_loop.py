@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 
 from services.control_loop.leadership import FileLock
 from services.control_loop.passes import (
@@ -40,6 +41,7 @@ from services.core.conventions import (
     MONITORING_EXPERIMENT,
     WINDOW_START_TAG,
 )
+from services.core.gateway import HISTORY_POINTS, TrackingGateway
 from services.core.processes import (
     EMBEDDED_WEBHOOK_ENV,
     ServerProcess,
@@ -49,6 +51,7 @@ from services.core.processes import (
 from services.core.settings import PROJECT_ROOT, load_settings
 from services.core.store import Store, drift_watermarks, open_store
 from services.core.wiring import build
+from services.experiments.history_store import HistoryReader, HistoryStore
 from services.governance import alias_history, audit, notifications, promotion
 from services.governance.auth import Identity
 from services.monitoring.scheduled_drift import BATCH_ACTION, open_backfills, watermark
@@ -128,9 +131,32 @@ def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_ope
         "scheduled drift",
         "notifications",
         "audit anchor",
+        "history prefetch",
     ]
     assert not [s for s in last.steps if s.problem], last.steps
     assert not loop_health(loop_store, datetime.now(UTC)).late
+
+
+def test_a_pass_keeps_the_histories_of_runs_that_ended_so_their_first_chart_asks_mlflow_nothing(
+    client: MlflowClient, loop_env: dict[str, str], loop_store: Store, unique_name: str
+) -> None:
+    experiment_id = client.create_experiment(unique_name)
+    run_id = client.create_run(experiment_id).info.run_id
+    client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1_000 + s, s) for s in range(50)])
+    client.set_terminated(run_id)
+
+    passed = one_pass(loop_env)
+
+    assert passed.returncode == 0, passed.stderr
+    kept = HistoryStore(loop_store).load([run_id], "loss", HISTORY_POINTS)
+    assert [p.step for p in kept[run_id]] == list(range(50))
+    gateway = TrackingGateway(load_settings(loop_env))
+    never_asked = HistoryReader(_refuse, HistoryStore(loop_store))
+    assert never_asked.histories([gateway.get_run(run_id)], "loss") == kept
+
+
+def _refuse(run_ids: object, key: str, max_points: int) -> NoReturn:
+    raise AssertionError(f"asked MLflow for {key} of {run_ids}")
 
 
 def test_a_move_and_its_undo_within_one_interval_reach_the_history_by_webhook(

@@ -1,0 +1,389 @@
+"""Issue 15: every page, cold, in a fresh browser, against MLflow's nearest page.
+
+``python -m bench.pages`` (part of ``make bench``). Each repetition starts a **new dashboard
+process with an empty data folder** (so no kept metric history and no cached read), lets it
+serve one untimed visit of the Experiments page (Python's imports, which every later visit
+shares), then opens the measured page in a fresh browser context: that is the **cold** row,
+data this process never read. The same URL again in that process, in another fresh context, is
+the **warm** row. MLflow's UI is timed in a fresh context in the same repetition, taking turns
+with the dashboard, on the same server and store. Medians over the repetitions.
+
+A screenshot of each page is taken at the moment its condition held (``bench/screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from playwright.sync_api import Browser, Page
+
+from bench.browser import VIEWPORT, VISIT_TIMEOUT_MS, chromium
+from bench.history_store import SeededHistory, ensure_history
+from bench.pages_store import SeededPages, ensure_pages
+from bench.report import Target, ratio_target, seconds_target, targets_table, timing_text
+from bench.store import ensure_store
+from bench.timing import REPETITIONS, Timing
+from bench.ui import (
+    FLIGHTDECK_CHARTS_JS,
+    MLFLOW_CHARTS_JS,
+    TABLE_ROW_PX,
+    TABLE_ROWS_PAINTED_JS,
+    mlflow_chart_url,
+    mlflow_show_first_20_script,
+)
+from services.core.gateway import TrackingGateway
+from services.core.processes import free_port, start_dashboard, start_mlflow_server
+from services.core.settings import CREDENTIAL_VARIABLES, PROJECT_ROOT, load_settings
+
+RESULTS_PATH = PROJECT_ROOT / "bench" / "results.md"
+SCREENSHOTS = PROJECT_ROOT / "bench" / "screenshots"
+SECTION_START = "<!-- bench.pages: start -->"
+SECTION_END = "<!-- bench.pages: end -->"
+NO_MLFLOW_PAGE_LIMIT_S = 1.5
+
+Milestones = Callable[[Page], list[float]]
+"""Waits for each of a page's conditions in turn; the seconds since the visit began at each."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One page: how to open it in Flightdeck and in MLflow, and when it counts as shown."""
+
+    label: str
+    path: str
+    ready: tuple[tuple[str, Callable[[Page], None]], ...]
+    """(milestone, condition) pairs, in the order they are expected."""
+    mlflow_url: str | None = None
+    mlflow_ready: tuple[tuple[str, Callable[[Page], None]], ...] = ()
+    mlflow_init: str = ""
+    limits: dict[str, float] = field(default_factory=dict)
+    """Milestone -> the most it may take: a ratio to MLflow's milestone of the same name."""
+
+
+def main() -> int:
+    store = ensure_store()
+    history = ensure_history(store)
+    server = start_mlflow_server(store.data_dir, free_port())
+    try:
+        pages = ensure_pages(server.url, store)
+        cases = page_cases(server.url, history, pages)
+        timings = measure(server.url, cases)
+    finally:
+        server.stop()
+    targets = page_targets(cases, timings)
+    write_section(targets, timings)
+    print(f"\n{targets_table(tuple(targets))}")
+    return 0
+
+
+def page_cases(url: str, history: SeededHistory, pages: SeededPages) -> list[Case]:
+    gateway = TrackingGateway(load_settings({"MLFLOW_TRACKING_URI": url}))
+    runs = sorted(
+        gateway.search_runs([history.experiment_id], max_results=history.shape.runs).runs,
+        key=lambda r: r.name or "",
+    )
+    twenty = tuple(r.run_id for r in runs[::5])
+    hundred = tuple(r.run_id for r in runs)
+    metrics = history.shape.metric_keys
+    small, large = sorted(pages.models, key=pages.models.__getitem__)
+    return [
+        Case(
+            "Compare 20 runs × 2 metrics × 10k steps",
+            compare_path(twenty, metrics),
+            (
+                ("first chart", flightdeck_charts(metrics, len(twenty), every=False)),
+                ("both charts", flightdeck_charts(metrics, len(twenty), every=True)),
+            ),
+            mlflow_chart_url(url, history.experiment_id, twenty),
+            (
+                ("first chart", mlflow_charts(metrics, len(twenty), every=False)),
+                ("both charts", mlflow_charts(metrics, len(twenty), every=True)),
+            ),
+            mlflow_show_first_20_script(history.experiment_id),
+            {"first chart": 0.5, "both charts": 0.7},
+        ),
+        Case(
+            "Compare 100 runs × 2 metrics (every chart; MLflow: 20 runs)",
+            compare_path(hundred, metrics),
+            (("both charts", flightdeck_charts(metrics, len(hundred), every=True)),),
+            mlflow_chart_url(url, history.experiment_id, twenty),
+            (("both charts", mlflow_charts(metrics, len(twenty), every=True)),),
+            mlflow_show_first_20_script(history.experiment_id),
+            {"both charts": 1.0},
+        ),
+        *(
+            Case(
+                f"Model page, {pages.models[name]} versions",
+                f"/model?name={quote(name)}",
+                (("versions listed", text_then_table(f"Versions ({pages.models[name]:,})")),),
+                f"{url}/#/models/{quote(name)}",
+                (("versions listed", mlflow_version_links(name, 10)),),
+                limits={"versions listed": 0.7},
+            )
+            for name in (small, large)
+        ),
+        Case(
+            f"Models list, {pages.fleet_models}+ models",
+            "/models",
+            (("models listed", text_then_table(" models")),),
+            f"{url}/#/models",
+            (("models listed", mlflow_model_links(10)),),
+            limits={"models listed": 0.7},
+        ),
+        Case(
+            "Run detail, 500 params and 100 metrics",
+            f"/run?run_id={pages.wide_run_id}",
+            (("metrics listed", text_then_table("metric_000")),),
+            f"{url}/#/experiments/{pages.wide_experiment_id}/runs/{pages.wide_run_id}",
+            (("metrics listed", mlflow_text("metric_000")),),
+            limits={"metrics listed": 0.7},
+        ),
+    ]
+
+
+def compare_path(run_ids: tuple[str, ...], metrics: tuple[str, ...]) -> str:
+    return "/compare?" + urlencode(
+        [("run_ids", r) for r in run_ids] + [("metrics", m) for m in metrics]
+    )
+
+
+def flightdeck_charts(
+    metrics: tuple[str, ...], runs: int, *, every: bool
+) -> Callable[[Page], None]:
+    check = (
+        FLIGHTDECK_CHARTS_JS
+        if every
+        else FLIGHTDECK_CHARTS_JS.replace("metrics.every", "metrics.some")
+    )
+
+    def drawn(page: Page) -> None:
+        page.wait_for_function(check, arg=[list(metrics), runs], polling="raf")
+
+    return drawn
+
+
+def mlflow_charts(metrics: tuple[str, ...], runs: int, *, every: bool) -> Callable[[Page], None]:
+    check = MLFLOW_CHARTS_JS if every else MLFLOW_CHARTS_JS.replace("metrics.every", "metrics.some")
+
+    def drawn(page: Page) -> None:
+        page.wait_for_function(check, arg=[list(metrics), runs], polling="raf")
+
+    return drawn
+
+
+def text_then_table(text: str) -> Callable[[Page], None]:
+    """A text is on the page and the first data grid has drawn every row in view."""
+
+    def shown(page: Page) -> None:
+        page.get_by_text(text).first.wait_for()
+        page.wait_for_function(TABLE_ROWS_PAINTED_JS, arg=TABLE_ROW_PX, polling="raf")
+
+    return shown
+
+
+def mlflow_version_links(model: str, n: int) -> Callable[[Page], None]:
+    js = """([model, n]) => [...document.querySelectorAll("a[href*='/versions/']")]
+        .filter(a => a.getAttribute('href')
+            .includes('/models/' + encodeURIComponent(model) + '/versions/')).length >= n"""
+
+    def shown(page: Page) -> None:
+        page.wait_for_function(js, arg=[model, n], polling="raf")
+
+    return shown
+
+
+def mlflow_model_links(n: int) -> Callable[[Page], None]:
+    js = """(n) => new Set([...document.querySelectorAll("a[href*='/models/']")]
+        .map(a => a.getAttribute('href')).filter(h => /#\\/models\\/[^/]+$/.test(h))).size >= n"""
+
+    def shown(page: Page) -> None:
+        page.wait_for_function(js, arg=n, polling="raf")
+
+    return shown
+
+
+def mlflow_text(text: str) -> Callable[[Page], None]:
+    def shown(page: Page) -> None:
+        page.get_by_text(text, exact=True).first.wait_for()
+
+    return shown
+
+
+def visit(
+    browser: Browser,
+    url: str,
+    ready: tuple[tuple[str, Callable[[Page], None]], ...],
+    init_script: str = "",
+    screenshot: Path | None = None,
+) -> dict[str, float]:
+    """Seconds from ``page.goto`` in a fresh context until each milestone held."""
+    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    if init_script:
+        context.add_init_script(init_script)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(VISIT_TIMEOUT_MS)
+        started = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        seconds: dict[str, float] = {}
+        for milestone, condition in ready:
+            condition(page)
+            seconds[milestone] = time.perf_counter() - started
+            if screenshot is not None:
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(
+                    path=str(screenshot.with_name(f"{screenshot.stem}-{slug(milestone)}.png"))
+                )
+        return seconds
+    finally:
+        context.close()
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def measure(url: str, cases: list[Case]) -> dict[tuple[str, str, str], Timing]:
+    """(case, milestone, row) -> timing; rows are cold, warm and MLflow UI."""
+    seconds: dict[tuple[str, str, str], list[float]] = {}
+    with chromium() as browser:
+        for repetition in range(REPETITIONS):
+            last = repetition == REPETITIONS - 1
+            for case in cases:
+                shot = SCREENSHOTS / slug(case.label) if last else None
+                with fresh_dashboard(url) as dashboard_url:
+                    for row in ("cold", "warm"):
+                        found = visit(
+                            browser,
+                            dashboard_url + case.path,
+                            case.ready,
+                            screenshot=shot.with_name(f"{shot.name}-flightdeck-{row}")
+                            if shot
+                            else None,
+                        )
+                        for milestone, value in found.items():
+                            seconds.setdefault((case.label, milestone, row), []).append(value)
+                if case.mlflow_url:
+                    found = visit(
+                        browser,
+                        case.mlflow_url,
+                        case.mlflow_ready,
+                        case.mlflow_init,
+                        screenshot=shot.with_name(f"{shot.name}-mlflow") if shot else None,
+                    )
+                    for milestone, value in found.items():
+                        seconds.setdefault((case.label, milestone, "MLflow UI"), []).append(value)
+                progress = ", ".join(
+                    f"{m} {r} {v[-1]:.2f}s" for (c, m, r), v in seconds.items() if c == case.label
+                )
+                print(f"  [{repetition + 1}/{REPETITIONS}] {case.label}: {progress}", flush=True)
+    return {key: Timing(" · ".join(key), tuple(values)) for key, values in seconds.items()}
+
+
+class fresh_dashboard:
+    """A new dashboard process on an empty data folder, after one untimed visit elsewhere."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __enter__(self) -> str:
+        self._folder = tempfile.TemporaryDirectory(prefix="bench-pages-")
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": self._url,
+            "FLIGHTDECK_DATA_DIR": self._folder.name,
+        }
+        env.pop("FLIGHTDECK_STORE_URL", None)
+        for name in CREDENTIAL_VARIABLES:
+            env.pop(name, None)
+        log = Path(self._folder.name) / "dashboard.log"
+        self._dashboard = start_dashboard(free_port(), env, log)
+        with chromium() as browser:
+            visit(
+                browser,
+                f"{self._dashboard.url}/experiments",
+                (("shown", text_then_table("Experiments")),),
+            )
+        return self._dashboard.url
+
+    def __exit__(self, *_: object) -> None:
+        self._dashboard.stop()
+        self._folder.cleanup()
+
+
+def page_targets(cases: list[Case], timings: dict[tuple[str, str, str], Timing]) -> list[Target]:
+    targets: list[Target] = []
+    for case in cases:
+        for milestone, limit in case.limits.items():
+            cold = timings[(case.label, milestone, "cold")]
+            baseline = timings.get((case.label, milestone, "MLflow UI"))
+            if baseline is None:
+                targets.append(
+                    seconds_target(f"{case.label}: {milestone}, cold", cold, NO_MLFLOW_PAGE_LIMIT_S)
+                )
+                continue
+            targets.append(
+                ratio_target(f"{case.label}: {milestone}, cold", cold, baseline, limit, "MLflow UI")
+            )
+            if milestone in ("both charts",) and "20 runs ×" in case.label:
+                warm = timings[(case.label, milestone, "warm")]
+                targets.append(
+                    ratio_target(
+                        f"{case.label}: {milestone}, warm", warm, baseline, 0.3, "MLflow UI"
+                    )
+                )
+    return targets
+
+
+def write_section(targets: list[Target], timings: dict[tuple[str, str, str], Timing]) -> None:
+    rows = [
+        "| Page · milestone | Flightdeck cold | Flightdeck warm | MLflow UI | Ratio (cold) "
+        "| Limit | Met |",
+        "|---|---|---|---|---:|---|---|",
+    ]
+    by_name = {t.name: t for t in targets}
+    for case_label, milestone in dict.fromkeys((c, m) for c, m, _ in timings):
+        cold = timings[(case_label, milestone, "cold")]
+        warm = timings[(case_label, milestone, "warm")]
+        mlflow = timings.get((case_label, milestone, "MLflow UI"))
+        target = by_name.get(f"{case_label}: {milestone}, cold")
+        ratio = f"{cold.median / mlflow.median:.2f}" if mlflow else "—"
+        limit = target.limit if target else "—"
+        met = ("**met**" if target.met else "**not met**") if target else "—"
+        rows.append(
+            f"| {case_label} · {milestone} | {timing_text(cold)} | {timing_text(warm)} | "
+            f"{timing_text(mlflow) if mlflow else '—'} | {ratio} | {limit} | {met} |"
+        )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    text = "\n".join(
+        [
+            SECTION_START,
+            "## Issue 15: every page cold, against MLflow's nearest page",
+            "",
+            f"Written by `python -m bench.pages` on {time.strftime('%Y-%m-%d %H:%M UTC')}; "
+            f"{REPETITIONS} repetitions, medians (min–max); load average at the end {load}.",
+            "",
+            (__doc__ or "").split("\n\n", 1)[1].strip(),
+            "",
+            *rows,
+            "",
+            targets_table(tuple(targets)),
+            SECTION_END,
+        ]
+    )
+    old = RESULTS_PATH.read_text(encoding="utf-8") if RESULTS_PATH.exists() else ""
+    if SECTION_START in old:
+        head, rest = old.split(SECTION_START, 1)
+        old = head + rest.split(SECTION_END, 1)[1].lstrip("\n")
+    RESULTS_PATH.write_text(old.rstrip("\n") + "\n\n" + text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
