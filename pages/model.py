@@ -184,9 +184,8 @@ for request in open_requests:
 # -- versions -------------------------------------------------------------------------------------
 
 try:
-    with st.spinner("Loading versions and their source runs…"):
+    with st.spinner("Loading versions…"):
         versions = registry.with_aliases(cache.versions_of(settings, model.name), model.aliases)
-        source_runs = cache.runs_by_id(settings, registry.source_run_ids(versions))
 except FlightdeckError as exc:
     st.error(escape_markdown(str(exc)))
     st.stop()
@@ -195,18 +194,33 @@ if not versions:
     st.info("This model has no versions yet: register one from a run.", icon=":material/info:")
     st.stop()
 
-metrics = registry.key_metrics(source_runs.values())
+
+def show_versions(source_runs: dict[str, Run], metrics: list[str], key: str | None) -> None:
+    st.dataframe(
+        registry.versions_table(versions, source_runs, metrics),
+        hide_index=True,
+        key=key,
+        column_config={
+            registry.VERSION_COLUMN: st.column_config.NumberColumn(format="v%d", pinned=True),
+            "Created": DATETIME,
+            **{metric: st.column_config.NumberColumn(format="%.4g") for metric in metrics},
+        },
+    )
+
+
 st.subheader(f"Versions ({len(versions):,})")
-st.dataframe(
-    registry.versions_table(versions, source_runs, metrics),
-    hide_index=True,
-    key="model.versions",
-    column_config={
-        registry.VERSION_COLUMN: st.column_config.NumberColumn(format="v%d", pinned=True),
-        "Created": DATETIME,
-        **{metric: st.column_config.NumberColumn(format="%.4g") for metric in metrics},
-    },
-)
+versions_slot = st.empty()  # the versions at once; their source runs' metrics once read
+with versions_slot.container():
+    show_versions({}, [], None)
+try:
+    with st.spinner("Reading the versions' source runs…"):
+        source_runs = cache.runs_by_id(settings, registry.source_run_ids(versions))
+except FlightdeckError as exc:
+    st.error(escape_markdown(str(exc)))
+    st.stop()
+metrics = registry.key_metrics(source_runs.values())
+with versions_slot.container():
+    show_versions(source_runs, metrics, "model.versions")
 if metrics:
     st.caption("Metrics are the latest values of each version's source run.")
 

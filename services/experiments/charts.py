@@ -345,6 +345,10 @@ def version_trend_chart(model: str, metric: str, trend: Sequence[VersionMetric])
     return themed(figure, title)
 
 
+VERSION_TICKS_MAX = 30
+"""Past this many versions, the x-axis labels only some (500 labels took the browser 17 s)."""
+
+
 def version_metric_chart(
     points: Sequence[tuple[int, float]], metric: str, alias_moves: Sequence[AliasMove]
 ) -> go.Figure:
@@ -398,9 +402,11 @@ def version_metric_chart(
             )
         )
     versions = sorted({*values, *marks})
-    figure.update_xaxes(
-        title_text="Version", tickvals=versions, ticktext=[f"v{v}" for v in versions]
-    )
+    if len(versions) <= VERSION_TICKS_MAX:
+        figure.update_xaxes(tickvals=versions, ticktext=[f"v{v}" for v in versions])
+    else:  # one label per version would stall the browser: plotly picks the ticks
+        figure.update_xaxes(tickprefix="v", tickformat="d")
+    figure.update_xaxes(title_text="Version")
     figure.update_yaxes(title_text=plain(metric))
     return themed(figure, title)
 

@@ -176,3 +176,11 @@ def test_best_cells_are_highlighted_in_the_metrics_table() -> None:
     assert f"_row0_col{a_column}," in highlighted  # acc: A's 0.9 beats 0.8 and inf
     assert f"_row1_col{a_column}" in highlighted  # loss: A's 0.2 beats 0.4 and NaN
     assert highlighted.count("_row") == 2
+
+
+def test_a_metric_across_500_versions_labels_only_some_of_them() -> None:
+    figure = charts.version_metric_chart([(v, v / 500) for v in range(1, 501)], "acc", [])
+    assert figure.layout.xaxis.ticktext is None and figure.layout.xaxis.tickprefix == "v"
+    assert len(figure.data[0].x) == 500  # every version is still drawn
+    few = charts.version_metric_chart([(1, 0.5), (2, 0.6)], "acc", [])
+    assert list(few.layout.xaxis.ticktext) == ["v1", "v2"]
