@@ -102,6 +102,7 @@ test: $(DEV_STAMP) browser nginx engines lint
 bench: $(DEV_STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.drift
+	$(PY) -m bench.pages
 
 screenshots: $(DEV_STAMP) browser
 	FLIGHTDECK_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -k "screenshots or promotion or retraining"

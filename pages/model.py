@@ -26,7 +26,13 @@ from services.governance import alias_history, promotion, requests
 from services.governance.auth import Action
 
 LAST_QUERY_KEY = "model.last_query"
-WIDGET_KEYS = ("model.version", "model.compare", "model.only_differences", "model.metric")
+WIDGET_KEYS = (
+    "model.version",
+    "model.compare",
+    "model.only_differences",
+    "model.chart_shown",
+    "model.metric",
+)
 DATETIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]")
 
 settings = cache.settings()
@@ -348,9 +354,17 @@ else:
 
 st.subheader("A metric across versions")
 all_metrics = registry.metric_names(source_runs.values())
+chart_shown = st.toggle(
+    "Chart a metric across versions, with each alias move",
+    value=view.chart,
+    key="model.chart_shown",
+    help="Drawn on request, so the page opens faster.",
+    disabled=not all_metrics,
+)
+view = replace(view, chart=chart_shown)
 if not all_metrics:
     st.info("The runs these versions were registered from logged no metrics.")
-else:
+elif chart_shown:
     if view.metric not in all_metrics:
         view = replace(view, metric="")
     implicit_metric = registry.default_metric(model, source_runs.values())

@@ -147,6 +147,9 @@ class ModelView:
     """The metric charted across versions; empty for the model's primary metric."""
     all_params: bool = False
     """Show every param in the comparison, not only those that differ."""
+    chart: bool = False
+    """Draw the metric across versions (on request: the chart library is the page's heaviest
+    download, and the versions come first)."""
 
     def to_query(self) -> dict[str, list[str]]:
         return _to_query(self, ModelView())

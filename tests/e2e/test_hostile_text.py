@@ -64,7 +64,7 @@ def pages(world: HostileWorld) -> dict[str, dict[str, str | list[str]]]:
         "run": {"run_id": world.run_id},
         "compare": {"run_ids": [world.run_id, world.other_run_id, world.formula_run_id]},
         "models": {"q": URL},
-        "model": {"name": world.model, "version": "2", "compare": "1"},
+        "model": {"name": world.model, "version": "2", "compare": "1", "chart": "1"},
         "model?unknown": {"name": URL},
         "promotions?rejected": {"request": world.rejected_request_id},
         "promotions?cancelled": {"request": world.cancelled_request_id},

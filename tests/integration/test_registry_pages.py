@@ -92,8 +92,19 @@ def test_model_page_shows_four_versions_newest_first_with_key_metrics() -> None:
     assert versions["Version"].tolist() == [4, 3, 2, 1]
     assert "eval_f1" in versions.columns
     assert versions.set_index("Version").loc[3, "Aliases"] == "champion"
-    assert at.get("plotly_chart")
+    assert not at.get("plotly_chart")  # the chart library loads only on request
     assert "@challenger" in texts(at)
+
+
+def test_the_metric_across_versions_is_drawn_on_request_and_kept_in_the_url() -> None:
+    at = open_page(MODEL_PAGE, name=WINE)
+    at.toggle(key="model.chart_shown").set_value(True).run()
+
+    assert not at.exception
+    assert at.get("plotly_chart")
+    assert at.query_params["chart"] == ["1"] or at.query_params["chart"] == "1"
+    again = open_page(MODEL_PAGE, name=WINE, chart="1")
+    assert again.get("plotly_chart")
 
 
 def test_model_page_compares_the_challenger_with_the_champion_by_default_with_deltas(
