@@ -361,13 +361,19 @@ def visit(
             condition(page)
             seconds[milestone] = time.perf_counter() - started
             if screenshot is not None:
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(
-                    path=str(screenshot.with_name(f"{screenshot.stem}-{slug(milestone)}.png"))
-                )
+                take_screenshots(page, screenshot.with_name(f"{screenshot.stem}-{slug(milestone)}"))
         return seconds
     finally:
         context.close()
+
+
+def take_screenshots(page: Page, stem: Path) -> None:
+    """The viewport, and each history chart (below the fold on the Compare page) on its own."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=f"{stem}.png")
+    charts = page.locator(".js-plotly-plot")
+    for index in range(charts.count()):
+        charts.nth(index).screenshot(path=f"{stem}-chart{index + 1}.png")
 
 
 def slug(text: str) -> str:
