@@ -44,6 +44,18 @@ def timed_visit(browser: Browser, url: str, condition: Condition, init_script: s
 
     ``init_script`` runs in the page before any of its own scripts (e.g. to preset storage).
     """
+    return timed_milestones(browser, url, (("shown", condition),), init_script)["shown"]
+
+
+def timed_milestones(
+    browser: Browser,
+    url: str,
+    milestones: tuple[tuple[str, Condition], ...],
+    init_script: str = "",
+    after_each: Callable[[Page, str], None] | None = None,
+) -> dict[str, float]:
+    """Seconds from ``page.goto(url)`` in a fresh context until each (name, condition) held,
+    in order; ``after_each`` runs untimed once a milestone is reached (e.g. a screenshot)."""
     context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     if init_script:
         context.add_init_script(init_script)
@@ -52,8 +64,13 @@ def timed_visit(browser: Browser, url: str, condition: Condition, init_script: s
         page.set_default_timeout(VISIT_TIMEOUT_MS)
         started = time.perf_counter()
         page.goto(url, wait_until="commit")
-        condition(page)
-        return time.perf_counter() - started
+        seconds: dict[str, float] = {}
+        for name, condition in milestones:
+            condition(page)
+            seconds[name] = time.perf_counter() - started
+            if after_each is not None:
+                after_each(page, name)
+        return seconds
     finally:
         context.close()
 

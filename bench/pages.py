@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from playwright.sync_api import Browser, Page
 
-from bench.browser import VIEWPORT, VISIT_TIMEOUT_MS, chromium, wait_for_streamlit
+from bench.browser import chromium, timed_milestones, wait_for_streamlit
 from bench.history_store import SeededHistory, ensure_history
 from bench.pages_store import SeededPages, ensure_pages
 from bench.report import Target, ratio_target, seconds_target, targets_table, timing_text
@@ -347,24 +347,14 @@ def visit(
     init_script: str = "",
     screenshot: Path | None = None,
 ) -> dict[str, float]:
-    """Seconds from ``page.goto`` in a fresh context until each milestone held."""
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-    if init_script:
-        context.add_init_script(init_script)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(VISIT_TIMEOUT_MS)
-        started = time.perf_counter()
-        page.goto(url, wait_until="commit")
-        seconds: dict[str, float] = {}
-        for milestone, condition in ready:
-            condition(page)
-            seconds[milestone] = time.perf_counter() - started
-            if screenshot is not None:
-                take_screenshots(page, screenshot.with_name(f"{screenshot.stem}-{slug(milestone)}"))
-        return seconds
-    finally:
-        context.close()
+    """Seconds from ``page.goto`` in a fresh context until each milestone held, with a
+    screenshot at each when asked."""
+
+    def shoot(page: Page, milestone: str) -> None:
+        if screenshot is not None:
+            take_screenshots(page, screenshot.with_name(f"{screenshot.stem}-{slug(milestone)}"))
+
+    return timed_milestones(browser, url, ready, init_script, shoot)
 
 
 def take_screenshots(page: Page, stem: Path) -> None:
