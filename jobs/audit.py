@@ -84,7 +84,7 @@ def _verify(store: Store, anchor: AuditAnchor) -> int:
     result = admin.verify_audit(store, anchor)
     chain, anchored = result.chain, result.anchor
     # Problems quote the store and MLflow (a scheme, an error): keep them from driving the terminal.
-    problem, found = _printable(chain.problem), _printable(anchored.message)
+    problem, found = printable(chain.problem), printable(anchored.message)
     keyed = f" ({chain.keyed} keyed)" if chain.keyed else ""
     if not chain.intact:
         state = "cannot be verified" if chain.unverifiable else "broken"
@@ -110,7 +110,7 @@ def _anchor(store: Store, anchor: AuditAnchor) -> int:
     try:
         result = anchor_audit_head(store, anchor)
     except AuditError as exc:
-        print(_printable(str(exc)))
+        print(printable(str(exc)))
         return EXIT_BROKEN
     if result.head is None:
         print("The audit log is empty: nothing to anchor.")
@@ -124,9 +124,9 @@ def _anchor(store: Store, anchor: AuditAnchor) -> int:
 def _show(store: Store, model: str | None, limit: int) -> int:
     events = admin.audit_log(store, model=model, limit=limit)
     if not events:
-        print("No audit events" + (f" about model {_printable(model)}." if model else "."))
+        print("No audit events" + (f" about model {printable(model)}." if model else "."))
         return 0
-    rows = [[_printable(cell) for cell in admin.event_row(e).values()] for e in events]
+    rows = [[printable(cell) for cell in admin.event_row(e).values()] for e in events]
     print(format_table(list(admin.AUDIT_COLUMNS), rows))
     return 0
 
@@ -141,7 +141,7 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Untrusted text with control characters escaped, so it cannot drive the terminal."""
     return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 

@@ -133,7 +133,7 @@ def show_summary(summary: DriftSummary, prefix: str, wanted: str, ecdf: bool) ->
         disabled=feature.kind != NUMERIC,
         help="For a numeric column: the two cumulative distributions instead of histograms.",
     )
-    st.plotly_chart(feature_distribution(feature, ecdf=ecdf), key=f"{prefix}distribution")
+    st.altair_chart(feature_distribution(feature, ecdf=ecdf), key=f"{prefix}distribution")
     return chosen, ecdf
 
 
@@ -294,14 +294,14 @@ else:
         monitoring_view.batches(runs, view.alias),
         f"Latest batches{f' of @{view.alias}' if view.alias else ''}",
     )
-    st.plotly_chart(drift_over_time(shown, thresholds), key="monitoring.over_time")
+    st.altair_chart(drift_over_time(shown, thresholds), key="monitoring.over_time")
     st.caption(
         f"Amber band: at least {thresholds.warning_share:.0%} of the columns drifted (warning). "
         f"Red band: at least {thresholds.alarm_share:.0%}; {thresholds.consecutive} latest "
         "batches in a row there raise the alarm. Diamonds mark where the monitored version "
         "changed."
     )
-    st.plotly_chart(drift_heatmap(shown), key="monitoring.heatmap")
+    st.altair_chart(drift_heatmap(shown), key="monitoring.heatmap")
     st.caption(
         "Scores are what each column's test reports: a p-value for K-S and chi-squared (low "
         "means drift), a distance for Wasserstein and Jensen-Shannon (high means drift)."

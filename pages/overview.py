@@ -73,16 +73,13 @@ def show_card(health: ModelHealth, drift_thresholds: object, links: bool) -> Non
             )
             st.markdown(f"**@champion v{health.champion}** {since}{approved}{metric}")
         if health.metric_by_version:
-            st.plotly_chart(  # keyed: two models with the same history draw the same figure
-                metric_trend(health),
-                config={"displayModeBar": False},
-                key=f"overview.trend.{health.name}",
+            st.altair_chart(  # keyed: two models with the same history draw the same chart
+                metric_trend(health), key=f"overview.trend.{health.name}"
             )
         if health.drift_shares:
             st.caption(escape_markdown(health.drift.reason))
-            st.plotly_chart(
+            st.altair_chart(
                 drift_sparkline(health, drift_thresholds),  # type: ignore[arg-type]
-                config={"displayModeBar": False},
                 key=f"overview.drift.{health.name}",
             )
         else:

@@ -160,7 +160,8 @@ def _retraining(services: Wiring, inputs: PassInputs, now: datetime) -> str:
 
 
 def _tell_about_job(services: Wiring, job: RetrainingJob, event: str, now: datetime) -> None:
-    """A retrain started, finished or failed."""
+    """Notify that a retrain started, finished or failed; ``event`` (``retrain_started``,
+    ``retrain_finished`` or ``retrain_failed``) is the caller's, who saw the change."""
     text = f"Retraining of {job.model} (job {job.job_id[:8]}): {event.split('_')[1]}." + (
         f" {job.outcome}" if job.outcome and event != "retrain_started" else ""
     )

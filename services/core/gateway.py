@@ -134,21 +134,13 @@ class TrackingGateway:
     def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
         """All experiments, by name; deleted ones too when asked."""
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
-        found: list[Experiment] = []
-        token: str | None = None
-        while True:
-            page = self._call(
-                "list experiments",
-                self._client.search_experiments,
-                view_type=view,
-                max_results=1000,
-                page_token=token,
-                order_by=["name ASC"],
-            )
-            found.extend(experiment_record(e) for e in page)
-            token = page.token
-            if not token:
-                return found
+        pages = self._every_page(
+            "list experiments",
+            self._client.search_experiments,
+            view_type=view,
+            order_by=["name ASC"],
+        )
+        return [experiment_record(e) for e in pages]
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """One experiment by id.
@@ -190,7 +182,7 @@ class TrackingGateway:
         def exists_at(offset: int) -> bool:
             return bool(
                 self._search_page(
-                    [experiment_id], max_results=1, page_token=_offset_token(offset)
+                    [experiment_id], max_results=1, page_token=offset_page_token(offset)
                 ).runs
             )
 
@@ -198,7 +190,7 @@ class TrackingGateway:
         last_run_at = newest.runs[0].start_time if newest.runs else None
         if newest.next_page_token is None:
             return ExperimentActivity(RunCount(len(newest.runs), exact=True), last_run_at)
-        if _token_offset(newest.next_page_token) != 1:
+        if page_token_offset(newest.next_page_token) != 1:
             return ExperimentActivity(RunCount(1, exact=False), last_run_at)
         present, absent = 0, 1  # invariants: a run exists at offset `present`, none at `absent`
         while exists_at(absent):
@@ -544,20 +536,12 @@ class TrackingGateway:
 
     def model_versions(self, filter_string: str) -> list[ModelVersionSummary]:
         """Registered model versions matching an MLflow filter, e.g. ``name = 'x'``."""
-        versions: list[ModelVersionSummary] = []
-        token: str | None = None
-        while True:
-            page = self._call(
-                "search model versions",
-                self._client.search_model_versions,
-                filter_string=filter_string,
-                max_results=1000,
-                page_token=token,
-            )
-            versions.extend(version_record(v) for v in page)
-            token = page.token
-            if not token:
-                return sorted(versions, key=lambda v: (v.name, v.version))
+        pages = self._every_page(
+            "search model versions",
+            self._client.search_model_versions,
+            filter_string=filter_string,
+        )
+        return sorted((version_record(v) for v in pages), key=lambda v: (v.name, v.version))
 
     def versions_of(self, name: str) -> list[ModelVersionSummary]:
         """Every version of one registered model, whatever its name holds (see ``filters``)."""
@@ -577,19 +561,8 @@ class TrackingGateway:
 
     def registered_models(self) -> list[RegisteredModel]:
         """Every registered model, by name (pages of 1,000 until the last)."""
-        found: list[RegisteredModel] = []
-        token: str | None = None
-        while True:
-            page = self._call(
-                "list registered models",
-                self._client.search_registered_models,
-                max_results=1000,
-                page_token=token,
-            )
-            found.extend(model_record(m) for m in page)
-            token = page.token
-            if not token:
-                return sorted(found, key=lambda m: m.name)
+        pages = self._every_page("list registered models", self._client.search_registered_models)
+        return sorted((model_record(m) for m in pages), key=lambda m: m.name)
 
     def get_registered_model(self, name: str) -> RegisteredModel:
         """One registered model by name.
@@ -915,6 +888,16 @@ class TrackingGateway:
         with self._translated(what):
             return action(*args, **kwargs)
 
+    def _every_page(self, what: str, search: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        """Every entity a paged MLflow search returns, 1,000 a page until the last."""
+        token: str | None = None
+        while True:
+            page = self._call(what, search, max_results=1000, page_token=token, **kwargs)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
         try:
@@ -935,11 +918,13 @@ def _error_text(response: requests.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
-def _offset_token(offset: int) -> str:
+def offset_page_token(offset: int) -> str:
+    """The page token a SQL-backed MLflow server gives for the page starting at ``offset``."""
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _token_offset(token: str) -> int | None:
+def page_token_offset(token: str) -> int | None:
+    """The offset an MLflow page token stands for, or None when it is not an offset token."""
     try:
         decoded = json.loads(base64.b64decode(token))
     except (binascii.Error, ValueError):

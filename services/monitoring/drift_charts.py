@@ -1,21 +1,23 @@
-"""Pure plotly builders for drift monitoring, and the status colours.
+"""Vega-Lite builders for drift monitoring, and the status colours.
 
 Drift over time (the share of drifted columns against the warning and alarm bands), a heatmap
 of per-column scores by batch, and one column's reference-against-current distribution drawn
-from the compact summary's histogram. The theme and palette are
-:mod:`services.experiments.charts`'s.
-Column names and category values are untrusted text: every one goes through
-:func:`services.experiments.charts.plain` before it reaches a figure.
+from the compact summary's histogram. The palette is :mod:`services.experiments.charts`'s and
+the frame :mod:`services.experiments.vega`'s. Column names and category values are untrusted:
+they are only ever values in a chart's data, which Vega draws as text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from itertools import accumulate, pairwise
+from typing import Any, Final
 
-import plotly.graph_objects as go
+import altair as alt
 
-from services.experiments.charts import CONTINUOUS_SCALE, PALETTE, empty_chart, plain, themed
+from services.experiments.charts import CHART_HEIGHT, PALETTE
+from services.experiments.vega import empty, layer, titled, utc
 from services.governance.config import DriftThresholds
 from services.monitoring.drift import NUMERIC, FeatureDrift, Histogram
 from services.monitoring.runs import AMBER, GREEN, RED, UNKNOWN, MonitoringRun
@@ -45,6 +47,8 @@ VERSION_COLOR = PALETTE[5]
 """Markers where the monitored model version changed."""
 OVERLAY_OPACITY = 0.6
 """Overlaid histograms, so both stay visible."""
+CONTINUOUS_SCHEME: Final = "viridis"
+"""Vega's name for the colour scale of per-column scores."""
 
 
 def status_color(level: str) -> str:
@@ -52,7 +56,9 @@ def status_color(level: str) -> str:
     return STATUS_COLORS.get(level, STATUS_COLORS[UNKNOWN])
 
 
-def drift_over_time(runs: Sequence[MonitoringRun], thresholds: DriftThresholds) -> go.Figure:
+def drift_over_time(
+    runs: Sequence[MonitoringRun], thresholds: DriftThresholds
+) -> alt.TopLevelMixin:
     """The share of drifted columns per batch, against the warning and alarm bands.
 
     One line per monitored alias, a point per batch at its window's end. An amber band spans
@@ -60,102 +66,117 @@ def drift_over_time(runs: Sequence[MonitoringRun], thresholds: DriftThresholds) 
     version an alias points at changed between two batches, a marker names the change and a
     dotted line crosses the chart.
 
+    Layers (by name): ``bands``, ``thresholds``, ``shares`` and, when a version changed,
+    ``changes``.
+
     Args:
         runs: Monitoring runs of one model, any order.
         thresholds: The configured warning and alarm shares.
     """
     title = "Share of drifted columns"
     if not runs:
-        return empty_chart(title, "No monitoring batches in this time range.")
-    figure = go.Figure()
+        return empty(title, "No monitoring batches in this time range.")
     top = max(1.0, *(run.drift_share for run in runs))
-    figure.add_hrect(
-        y0=thresholds.warning_share,
-        y1=thresholds.alarm_share,
-        fillcolor=STATUS_COLORS[AMBER],
-        opacity=BAND_OPACITY,
-        line_width=0,
-        layer="below",
-        name="warning",
+    y_scale = alt.Scale(domain=[0, top * 1.05], nice=False)
+    x = alt.X("end:T", title="Batch window end (UTC)", scale=alt.Scale(type="utc"))
+    bands = layer(
+        "bands",
+        [
+            {"level": "warning", "from": thresholds.warning_share, "to": thresholds.alarm_share},
+            {"level": "alarm", "from": thresholds.alarm_share, "to": top},
+        ],
+    ).mark_rect(opacity=BAND_OPACITY)
+    levels = alt.Scale(
+        domain=["warning", "alarm"], range=[STATUS_COLORS[AMBER], STATUS_COLORS[RED]]
     )
-    figure.add_hrect(
-        y0=thresholds.alarm_share,
-        y1=top,
-        fillcolor=STATUS_COLORS[RED],
-        opacity=BAND_OPACITY,
-        line_width=0,
-        layer="below",
-        name="alarm",
+    bands = bands.encode(
+        y=alt.Y("from:Q", scale=y_scale),
+        y2="to:Q",
+        color=alt.Color("level:N", scale=levels, legend=None),
     )
-    for share, label in (
-        (thresholds.warning_share, "warning"),
-        (thresholds.alarm_share, "alarm"),
-    ):
-        figure.add_hline(
-            y=share,
-            line={"color": STATUS_COLORS[AMBER if label == "warning" else RED], "dash": "dash"},
-            annotation_text=f"{label} {share:.0%}",
-            annotation_position="top left",
-            name=label,
+    threshold_rows = [
+        {"level": level, "share": share, "label": f"{level} {share:.0%}"}
+        for level, share in (
+            ("warning", thresholds.warning_share),
+            ("alarm", thresholds.alarm_share),
         )
-    changes: list[tuple[MonitoringRun, int]] = []
-    for index, (alias, batches) in enumerate(_by_alias(runs).items()):
-        name = plain(f"@{alias}") if alias else "(no alias)"
-        figure.add_trace(
-            go.Scatter(
-                x=[run.window_end for run in batches],
-                y=[run.drift_share for run in batches],
-                mode="lines+markers",
-                name=name,
-                line={"color": PALETTE[index % len(PALETTE)], "width": 2},
-                marker={"size": 8},
-                customdata=[
-                    [
-                        f"{run.window_start:%Y-%m-%d} → {run.window_end:%Y-%m-%d}",
-                        run.version,
-                        run.drifted_columns,
-                    ]
-                    for run in batches
-                ],
-                hovertemplate=f"{name} v%{{customdata[1]}}<br>%{{customdata[0]}}<br>"
-                "%{y:.0%} drifted (%{customdata[2]} columns)<extra></extra>",
-            )
-        )
+    ]
+    rule_y = alt.Y("share:Q", scale=y_scale)
+    threshold_lines = (
+        layer("thresholds", threshold_rows)
+        .mark_rule(strokeDash=[6, 4])
+        .encode(y=rule_y, color=alt.Color("level:N", scale=levels, legend=None))
+    )
+    threshold_labels = (
+        layer("threshold labels", threshold_rows)
+        .mark_text(align="left", baseline="bottom", x=4, dy=-2)
+        .encode(y=rule_y, text="label:N", color=alt.Color("level:N", scale=levels, legend=None))
+    )
+    by_alias = _by_alias(runs)
+    names = [f"@{alias}" if alias else "(no alias)" for alias in by_alias]
+    points: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for name, batches in zip(names, by_alias.values(), strict=True):
+        points += [
+            {
+                "end": utc(run.window_end),
+                "share": run.drift_share,
+                "alias": name,
+                "version": run.version,
+                "window": f"{run.window_start:%Y-%m-%d} → {run.window_end:%Y-%m-%d}",
+                "columns": run.drifted_columns,
+            }
+            for run in batches
+        ]
         changes += [
-            (later, earlier.version)
+            {"end": utc(later.window_end), "share": later.drift_share,
+             "change": f"v{earlier.version} → v{later.version}"}
             for earlier, later in pairwise(batches)
             if later.version != earlier.version
-        ]
-    if changes:
-        for run, _ in changes:
-            figure.add_vline(
-                x=run.window_end,
-                line={"color": VERSION_COLOR, "width": 1, "dash": "dot"},
-                layer="below",
-            )
-        figure.add_trace(
-            go.Scatter(
-                x=[run.window_end for run, _ in changes],
-                y=[run.drift_share for run, _ in changes],
-                mode="markers+text",
-                text=[f"v{previous} → v{run.version}" for run, previous in changes],
-                textposition="top center",
-                name="Version changed",
-                marker={"color": VERSION_COLOR, "size": 14, "symbol": "diamond"},
-                hovertemplate="%{text}<extra>Version changed</extra>",
-            )
+        ]  # fmt: skip
+    aliases = alt.Scale(domain=names, range=[PALETTE[i % len(PALETTE)] for i in range(len(names))])
+    shares = (
+        layer("shares", points)
+        .mark_line(point=alt.OverlayMarkDef(size=60), strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y("share:Q", title="Drifted columns", axis=alt.Axis(format=".0%"), scale=y_scale),
+            color=alt.Color(
+                "alias:N", scale=aliases, title=None, legend=alt.Legend(orient="bottom")
+            ),
+            tooltip=[
+                alt.Tooltip("alias:N", title="Alias"),
+                alt.Tooltip("version:Q", title="Version"),
+                alt.Tooltip("window:N", title="Window"),
+                alt.Tooltip("share:Q", title="Drifted", format=".0%"),
+                alt.Tooltip("columns:Q", title="Drifted columns"),
+            ],
         )
-    figure.update_yaxes(title_text="Drifted columns", tickformat=".0%", range=[0, top * 1.05])
-    figure.update_xaxes(title_text="Batch window end (UTC)")
-    return themed(figure, title)
+    )
+    charted: list[alt.Chart] = [bands, threshold_lines, threshold_labels, shares]
+    if changes:
+        charted += [
+            layer("changes", changes).mark_rule(color=VERSION_COLOR, strokeDash=[2, 3]).encode(x=x),
+            layer("change markers", changes)
+            .mark_point(shape="diamond", size=160, filled=True, color=VERSION_COLOR)
+            .encode(
+                x=x,
+                y=alt.Y("share:Q", scale=y_scale),
+                tooltip=alt.Tooltip("change:N", title="Version changed"),
+            ),
+            layer("change labels", changes)
+            .mark_text(dy=-14, color=VERSION_COLOR)
+            .encode(x=x, y=alt.Y("share:Q", scale=y_scale), text="change:N"),
+        ]
+    return titled(alt.layer(*charted), title)
 
 
-def drift_heatmap(runs: Sequence[MonitoringRun]) -> go.Figure:
+def drift_heatmap(runs: Sequence[MonitoringRun]) -> alt.TopLevelMixin:
     """Each column's drift score in each batch: a row per column, a column per batch window.
 
     Scores are what the column's method reports (a p-value for K-S, a distance for
     Wasserstein), so compare a row across batches rather than rows with each other. A column
-    missing from a batch leaves a gap.
+    missing from a batch leaves a gap. Its one layer is named ``scores``.
 
     Args:
         runs: Monitoring runs of one model, any order; drawn oldest first.
@@ -164,37 +185,41 @@ def drift_heatmap(runs: Sequence[MonitoringRun]) -> go.Figure:
     ordered = sorted(runs, key=lambda run: (run.window_end, run.window_start))
     features = sorted({column for run in ordered for column in run.scores})
     if not features:
-        return empty_chart(title, "No column scores were logged for these batches.")
-    labels = [plain(batch_label(run)) for run in ordered]
-    z = [[run.scores.get(feature) for run in ordered] for feature in features]
-    figure = go.Figure(
-        go.Heatmap(
-            x=list(range(len(ordered))),
-            y=[plain(feature) for feature in features],
-            z=z,
-            colorscale=CONTINUOUS_SCALE,
-            colorbar={"title": {"text": "Score"}},
-            customdata=[labels for _ in features],
-            hovertemplate="%{y}<br>%{customdata}<br>score %{z:.4g}<extra></extra>",
-            hoverongaps=False,
+        return empty(title, "No column scores were logged for these batches.")
+    cells = [
+        {"batch": position, "column": column, "score": score, "window": batch_label(run)}
+        for position, run in enumerate(ordered)
+        for column, score in sorted(run.scores.items())
+    ]
+    days = json.dumps([f"{run.window_end:%m-%d}" for run in ordered])  # a literal: our dates
+    heatmap = (
+        layer("scores", cells)
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "batch:O",
+                title="Batch window",
+                axis=alt.Axis(labelExpr=f"{days}[datum.value]", labelAngle=0),
+                scale=alt.Scale(domain=list(range(len(ordered)))),
+            ),
+            y=alt.Y("column:N", sort=features, title=None),
+            color=alt.Color("score:Q", scale=alt.Scale(scheme=CONTINUOUS_SCHEME), title="Score"),
+            tooltip=[
+                alt.Tooltip("column:N", title="Column"),
+                alt.Tooltip("window:N", title="Batch"),
+                alt.Tooltip("score:Q", title="Score", format=".4g"),
+            ],
         )
     )
-    figure.update_xaxes(
-        title_text="Batch window",
-        tickvals=list(range(len(ordered))),
-        ticktext=[f"{run.window_end:%m-%d}" for run in ordered],
-    )
-    figure.update_yaxes(type="category", autorange="reversed")
-    themed(figure, title)
-    figure.update_layout(height=max(figure.layout.height, 120 + 22 * len(features)))
-    return figure
+    return titled(heatmap, title, max(CHART_HEIGHT, 120 + 22 * len(features)))
 
 
-def feature_distribution(feature: FeatureDrift, ecdf: bool = False) -> go.Figure:
+def feature_distribution(feature: FeatureDrift, ecdf: bool = False) -> alt.TopLevelMixin:
     """One column's reference against current distribution, as shares of each sample.
 
     Numeric columns are overlaid histograms over the summary's bins (or, with ``ecdf``, the
     two cumulative distributions); categorical columns are side-by-side bars per category.
+    The one layer is named ``histogram``, ``ecdf`` or ``bars``.
 
     Args:
         feature: The column's drift result, with its histogram.
@@ -204,17 +229,25 @@ def feature_distribution(feature: FeatureDrift, ecdf: bool = False) -> go.Figure
     title = f"{feature.column}: reference vs current ({verdict})"
     histogram = feature.histogram
     if not histogram.labels or not (sum(histogram.reference) or sum(histogram.current)):
-        return empty_chart(title, "No histogram was stored for this column.")
+        return empty(title, "No histogram was stored for this column.")
     numeric = feature.kind == NUMERIC and len(histogram.edges) == len(histogram.labels) + 1
+    samples = _samples(histogram)
+    color = alt.Color(
+        "sample:N",
+        title=None,
+        scale=alt.Scale(
+            domain=[name for name, _, _ in samples], range=[REFERENCE_COLOR, CURRENT_COLOR]
+        ),
+        legend=alt.Legend(orient="bottom"),
+    )
+    share = alt.Y("share:Q", title="Share of rows", axis=alt.Axis(format=".0%"))
     if numeric and ecdf:
-        figure = _ecdf(histogram)
+        chart = _ecdf(histogram, feature.column).encode(y=share, color=color)
     elif numeric:
-        figure = _overlaid(histogram)
+        chart = _overlaid(histogram, feature.column).encode(y=share, y2=alt.datum(0), color=color)
     else:
-        figure = _side_by_side(histogram)
-    figure.update_yaxes(title_text="Share of rows", tickformat=".0%")
-    figure.update_xaxes(title_text=plain(feature.column))
-    return themed(figure, title)
+        chart = _side_by_side(histogram, feature.column).encode(y=share, color=color)
+    return titled(chart, title)
 
 
 def batch_label(run: MonitoringRun) -> str:
@@ -248,61 +281,70 @@ def _samples(histogram: Histogram) -> tuple[tuple[str, Sequence[int], str], ...]
     )
 
 
-def _overlaid(histogram: Histogram) -> go.Figure:
-    edges = histogram.edges
-    centres = [(low + high) / 2 for low, high in pairwise(edges)]
-    widths = [high - low for low, high in pairwise(edges)]
-    labels = [plain(label) for label in histogram.labels]
-    figure = go.Figure()
-    for name, counts, color in _samples(histogram):
-        figure.add_trace(
-            go.Bar(
-                x=centres,
-                y=_shares(counts),
-                width=widths,
-                name=name,
-                marker={"color": color},
-                opacity=OVERLAY_OPACITY,
-                customdata=[[label, count] for label, count in zip(labels, counts, strict=True)],
-                hovertemplate="%{customdata[0]}<br>%{y:.1%} (%{customdata[1]:,} rows)"
-                f"<extra>{name}</extra>",
-            )
+def _overlaid(histogram: Histogram, column: str) -> alt.Chart:
+    rows = [
+        {"sample": name, "from": low, "to": high, "share": share, "bin": label, "rows": count}
+        for name, counts, _ in _samples(histogram)
+        for (low, high), share, label, count in zip(
+            pairwise(histogram.edges), _shares(counts), histogram.labels, counts, strict=True
         )
-    figure.update_layout(barmode="overlay", bargap=0)
-    return figure
-
-
-def _ecdf(histogram: Histogram) -> go.Figure:
-    figure = go.Figure()
-    for name, counts, color in _samples(histogram):
-        cumulative = [0.0, *accumulate(_shares(counts))]
-        figure.add_trace(
-            go.Scatter(
-                x=list(histogram.edges),
-                y=cumulative,
-                mode="lines",
-                line={"color": color, "width": 2, "shape": "hv"},
-                name=name,
-                hovertemplate=f"≤ %{{x:.4g}}: %{{y:.1%}}<extra>{name}</extra>",
-            )
+    ]
+    chart: alt.Chart = (
+        layer("histogram", rows)
+        .mark_rect(opacity=OVERLAY_OPACITY)
+        .encode(
+            x=alt.X("from:Q", title=column, scale=alt.Scale(zero=False)),
+            x2="to:Q",
+            tooltip=[
+                alt.Tooltip("sample:N", title="Sample"),
+                alt.Tooltip("bin:N", title="Bin"),
+                alt.Tooltip("share:Q", title="Share", format=".1%"),
+                alt.Tooltip("rows:Q", title="Rows", format=","),
+            ],
         )
-    return figure
+    )
+    return chart
 
 
-def _side_by_side(histogram: Histogram) -> go.Figure:
-    labels = [plain(label) for label in histogram.labels]
-    figure = go.Figure()
-    for name, counts, color in _samples(histogram):
-        figure.add_trace(
-            go.Bar(
-                x=labels,
-                y=_shares(counts),
-                name=name,
-                marker={"color": color},
-                customdata=list(counts),
-                hovertemplate=f"%{{x}}<br>%{{y:.1%}} (%{{customdata:,}} rows)<extra>{name}</extra>",
-            )
+def _ecdf(histogram: Histogram, column: str) -> alt.Chart:
+    rows = [
+        {"sample": name, "edge": edge, "share": share}
+        for name, counts, _ in _samples(histogram)
+        for edge, share in zip(histogram.edges, [0.0, *accumulate(_shares(counts))], strict=True)
+    ]
+    chart: alt.Chart = (
+        layer("ecdf", rows)
+        .mark_line(interpolate="step-after", strokeWidth=2)
+        .encode(
+            x=alt.X("edge:Q", title=column, scale=alt.Scale(zero=False)),
+            tooltip=[
+                alt.Tooltip("sample:N", title="Sample"),
+                alt.Tooltip("edge:Q", title="At most", format=".4g"),
+                alt.Tooltip("share:Q", title="Share", format=".1%"),
+            ],
         )
-    figure.update_layout(barmode="group")
-    figure.update_xaxes(type="category")
-    return figure
+    )
+    return chart
+
+
+def _side_by_side(histogram: Histogram, column: str) -> alt.Chart:
+    rows = [
+        {"sample": name, "category": label, "share": share, "rows": count}
+        for name, counts, _ in _samples(histogram)
+        for label, share, count in zip(histogram.labels, _shares(counts), counts, strict=True)
+    ]
+    chart: alt.Chart = (
+        layer("bars", rows)
+        .mark_bar()
+        .encode(
+            x=alt.X("category:N", title=column, sort=list(histogram.labels)),
+            xOffset="sample:N",
+            tooltip=[
+                alt.Tooltip("sample:N", title="Sample"),
+                alt.Tooltip("category:N", title="Value"),
+                alt.Tooltip("share:Q", title="Share", format=".1%"),
+                alt.Tooltip("rows:Q", title="Rows", format=","),
+            ],
+        )
+    )
+    return chart

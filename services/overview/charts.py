@@ -1,68 +1,65 @@
-"""Small charts for the overview's model cards (and the exported report): pure plotly builders."""
+"""Small Vega-Lite charts for the overview's model cards (and the exported report)."""
 
 from __future__ import annotations
 
-from typing import Any
+import altair as alt
 
-import plotly.graph_objects as go
-
-from services.experiments.charts import ALIAS_COLOR, PALETTE, plain
+from services.experiments.charts import ALIAS_COLOR, PALETTE
+from services.experiments.vega import layer, titled
 from services.governance.config import DriftThresholds
 from services.monitoring.drift_charts import status_color
 from services.overview.fleet import ModelHealth
 
-SPARK_HEIGHT = 110
-"""Pixels: a card's charts stay small so a fleet fits on one screen."""
-
-_SPARK_LAYOUT: dict[str, Any] = {
-    "height": SPARK_HEIGHT,
-    "margin": {"l": 4, "r": 4, "t": 22, "b": 4},
-    "showlegend": False,
-    "xaxis": {"visible": False},
-    "yaxis": {"visible": True, "tickfont": {"size": 9}, "nticks": 3},
-    "title": {"font": {"size": 12}, "x": 0, "xanchor": "left"},
-}
+SPARK_HEIGHT = 90
+"""Pixels of plot: a card's charts stay small so a fleet fits on one screen."""
+_SPARK_AXIS = alt.Axis(tickCount=3, labelFontSize=9, title=None, grid=False)
 
 
-def metric_trend(health: ModelHealth) -> go.Figure:
-    """The primary metric across versions, the champion marked."""
-    figure = go.Figure()
-    versions = [v for v, _ in health.metric_by_version]
-    values = [value for _, value in health.metric_by_version]
-    figure.add_trace(
-        go.Scatter(
-            x=[f"v{v}" for v in versions],
-            y=values,
-            mode="lines+markers",
-            line={"color": PALETTE[0]},
-            hovertemplate="%{x}: %{y:.4g}<extra></extra>",
-        )
+def metric_trend(health: ModelHealth) -> alt.TopLevelMixin:
+    """The primary metric across versions, the champion marked (layers ``versions`` and,
+    with a champion, ``champion``)."""
+    rows = [{"version": f"v{v}", "value": value} for v, value in health.metric_by_version]
+    order = [f"v{v}" for v, _ in health.metric_by_version]
+    x = alt.X("version:O", sort=order, axis=None)
+    y = alt.Y("value:Q", scale=alt.Scale(zero=False), axis=_SPARK_AXIS)
+    tooltip = [alt.Tooltip("version:N", title="Version"), alt.Tooltip("value:Q", format=".4g")]
+    versions = (
+        layer("versions", rows)
+        .mark_line(point=True, color=PALETTE[0])
+        .encode(x=x, y=y, tooltip=tooltip)
     )
+    charted = [versions]
     if health.champion_metric is not None:
-        figure.add_trace(
-            go.Scatter(
-                x=[f"v{health.champion}"],
-                y=[health.champion_metric],
-                mode="markers",
-                marker={"color": ALIAS_COLOR, "size": 10},
-                hovertemplate="@champion %{x}: %{y:.4g}<extra></extra>",
-            )
+        champion = [{"version": f"v{health.champion}", "value": health.champion_metric}]
+        charted.append(
+            layer("champion", champion)
+            .mark_point(filled=True, size=90, color=ALIAS_COLOR, opacity=1)
+            .encode(x=x, y=y, tooltip=tooltip)
         )
-    figure.update_layout(title={"text": plain(f"{health.primary_metric} by version")})
-    return figure.update_layout(**_SPARK_LAYOUT)
+    return titled(alt.layer(*charted), f"{health.primary_metric} by version", SPARK_HEIGHT)
 
 
-def drift_sparkline(health: ModelHealth, thresholds: DriftThresholds) -> go.Figure:
-    """The share of drifted columns in the latest batches, the alarm share as a line."""
-    figure = go.Figure(
-        go.Scatter(
-            y=list(health.drift_shares),
-            mode="lines+markers",
-            line={"color": status_color(health.drift.level)},
-            hovertemplate="%{y:.0%} drifted<extra></extra>",
+def drift_sparkline(health: ModelHealth, thresholds: DriftThresholds) -> alt.TopLevelMixin:
+    """The share of drifted columns in the latest batches, the alarm share as a dotted line
+    (layers ``shares`` and ``alarm``)."""
+    color = status_color(health.drift.level)
+    shares = [{"batch": i, "share": share} for i, share in enumerate(health.drift_shares)]
+    y_scale = alt.Scale(domain=[0, max([1.0, *health.drift_shares])], nice=False)
+    y = alt.Y("share:Q", scale=y_scale, axis=alt.Axis(format=".0%", tickCount=3, labelFontSize=9,
+                                                      title=None, grid=False))  # fmt: skip
+    line = (
+        layer("shares", shares)
+        .mark_line(point=alt.OverlayMarkDef(color=color), color=color)
+        .encode(
+            x=alt.X("batch:O", axis=None),
+            y=y,
+            tooltip=alt.Tooltip("share:Q", title="Drifted", format=".0%"),
         )
     )
-    figure.add_hline(y=thresholds.alarm_share, line={"color": status_color("red"), "dash": "dot"})
-    figure.update_layout(title={"text": f"Drift, last {len(health.drift_shares)} batches"})
-    figure.update_yaxes(tickformat=".0%", range=[0, max([1.0, *health.drift_shares])])
-    return figure.update_layout(**_SPARK_LAYOUT)
+    alarm = (
+        layer("alarm", [{"share": thresholds.alarm_share}])
+        .mark_rule(color=status_color("red"), strokeDash=[2, 2])
+        .encode(y=y)
+    )
+    title = f"Drift, last {len(health.drift_shares)} batches"
+    return titled(alt.layer(line, alarm), title, SPARK_HEIGHT)

@@ -1,7 +1,8 @@
 """The overview as a document that can leave the building: self-contained HTML, and PDF.
 
-The HTML carries plotly.js and every chart inline, so it opens with no network; all text is
-escaped. The PDF is that HTML printed by headless Chromium, when it is installed.
+The HTML carries every chart as inline SVG (drawn by Vega, through ``vl-convert``), so it opens
+with no network and runs no script; all text is escaped. The PDF is that HTML printed by
+headless Chromium, when it is installed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 from services.core.errors import FlightdeckError
 from services.core.processes import CHROMIUM_ARGS
 from services.experiments.charts import APP_THEME, PALETTE
+from services.experiments.vega import svg
 from services.governance.config import DriftThresholds
 from services.overview.charts import drift_sparkline, metric_trend
 from services.overview.fleet import ModelHealth, Overview
 
 PDF_TIMEOUT_S = 60.0
+CHART_WIDTH = 300
+"""Pixels: a card's charts fit a 20 rem card."""
 THEME_CSS = (
     f"body{{font-family:sans-serif;color:{APP_THEME.get('textColor', 'inherit')};"
     f"background:{APP_THEME.get('backgroundColor', 'inherit')};max-width:70rem;margin:2rem auto}}"
@@ -46,8 +50,6 @@ class ExportError(FlightdeckError):
 
 def report_html(overview: Overview, thresholds: DriftThresholds, model: str | None = None) -> str:
     """The fleet (or one model) as one self-contained HTML page."""
-    import plotly.offline
-
     e = html.escape
     models = [h for h in overview.models if model is None or h.name == model]
     counts = overview.counts
@@ -56,7 +58,7 @@ def report_html(overview: Overview, thresholds: DriftThresholds, model: str | No
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>{e(title)}</title><style>{THEME_CSS}</style>"
-        f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        "</head><body>"
         f"<h1>{e(title)}</h1><p>Read {overview.at:%Y-%m-%d %H:%M} UTC by Flightdeck.</p>"
         + (
             ""
@@ -98,7 +100,6 @@ def html_to_pdf(page: str) -> bytes:
             *CHROMIUM_ARGS,
             f"--user-data-dir={scratch}/profile",
             "--no-pdf-header-footer",
-            "--virtual-time-budget=10000",  # let plotly draw before printing
             f"--print-to-pdf={target}",
             source.as_uri(),
         ]
@@ -127,11 +128,9 @@ def _card(health: ModelHealth, thresholds: DriftThresholds) -> str:
     )
     charts = ""
     if health.metric_by_version:
-        charts += metric_trend(health).to_html(full_html=False, include_plotlyjs=False)
+        charts += svg(metric_trend(health), CHART_WIDTH)
     if health.drift_shares:
-        charts += drift_sparkline(health, thresholds).to_html(
-            full_html=False, include_plotlyjs=False
-        )
+        charts += svg(drift_sparkline(health, thresholds), CHART_WIDTH)
     job = health.last_retrain
     retrain = f"{job.created_at:%d %b} ({job.trigger}): {job.status}" if job else "none yet"
     return (

@@ -26,8 +26,8 @@ def test_the_html_report_opens_offline_with_its_charts(page: Page, tmp_path: Pat
     page.route("**/*", refuse)
     page.goto(path.as_uri())
 
-    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
-    assert page.locator(".js-plotly-plot").count() == 4
+    expect(page.locator(".card svg").first).to_be_visible(timeout=30_000)
+    assert page.locator(".card svg").count() == 4  # drawn inline: no script, no request
     expect(page.get_by_role("heading", name="wine-classifier")).to_be_visible()
     expect(page.get_by_role("heading", name=HOSTILE)).to_be_visible()  # shown as text
     assert page.evaluate("window.__xss") is None

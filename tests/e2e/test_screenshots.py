@@ -79,8 +79,12 @@ def test_screenshots_of_the_main_views(
         expect(nav).to_have_count(1 if view == "overview" else 0)  # presenting: no navigation
     else:
         expect(page.locator("[role=gridcell]").first).to_be_attached(timeout=30_000)
-    if view in ("compare", "monitoring", "overview", "presentation"):
+    if view == "compare":
         expect(page.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
+    if view in ("monitoring", "overview", "presentation"):
+        expect(page.locator("[data-testid=stVegaLiteChart] svg").first).to_be_attached(
+            timeout=30_000
+        )
     path = output_dir() / f"{view}.png"
     full_page_shot(page, path)
     assert path.stat().st_size > 20_000  # a real rendering, not a blank page

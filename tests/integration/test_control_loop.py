@@ -91,9 +91,10 @@ def loop_store(loop_env: dict[str, str]) -> Iterator[Store]:
     store.engine.dispose()
 
 
-def one_pass(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_job(env: dict[str, str], module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` from the project root, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "jobs.scheduler", "--once"],
+        [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -101,6 +102,10 @@ def one_pass(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=180,
         check=False,
     )
+
+
+def one_pass(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_job(env, "jobs.scheduler", "--once")
 
 
 def test_moves_made_outside_flightdeck_are_recorded_by_the_loop_with_no_page_open(
@@ -389,15 +394,7 @@ def test_demo_traffic_is_monitored_by_the_next_pass(
     env = monitored_by_the_loop(
         loop_env, monitored_model, Path("{data_dir}/traffic") / monitored_model
     )
-    dropped = subprocess.run(
-        [sys.executable, "-m", "jobs.traffic", "--model", monitored_model, "--shift", "2"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    dropped = run_job(env, "jobs.traffic", "--model", monitored_model, "--shift", "2")
     assert dropped.returncode == 0, dropped.stderr
     batch = Path(dropped.stdout.strip())
     assert batch.parent == Path(env["FLIGHTDECK_DATA_DIR"]) / "traffic" / monitored_model
@@ -439,15 +436,7 @@ def test_a_database_source_is_monitored_by_day_and_a_backfill_fills_its_history(
     assert batch_runs(mlflow_server, monitored_model) == [name[2]]
 
     range_asked = [days[0].date().isoformat(), days[2].date().isoformat()]  # up to yesterday
-    asked = subprocess.run(
-        [sys.executable, "-m", "jobs.scheduler", "--backfill", monitored_model, *range_asked],
-        cwd=PROJECT_ROOT,
-        env=loop_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    asked = run_job(loop_env, "jobs.scheduler", "--backfill", monitored_model, *range_asked)
     assert asked.returncode == 0, asked.stderr
     assert one_pass(loop_env).returncode == 0
     assert one_pass(loop_env).returncode == 0  # nothing new, nothing twice

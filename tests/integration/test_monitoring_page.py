@@ -86,7 +86,7 @@ def monitoring_page(user: str, **query: str) -> AppTest:
 
 
 def chart_specs(at: AppTest) -> list[str]:
-    return [chart.proto.spec for chart in at.get("plotly_chart")]
+    return [chart.proto.spec for chart in at.get("vega_lite_chart")]
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -107,7 +107,7 @@ def test_page_shows_status_both_charts_and_drifted_columns_first(
     assert any(c.value.startswith("Latest batches") for c in at.caption)
     specs = chart_specs(at)
     assert any("Share of drifted columns" in spec for spec in specs)
-    assert any('"heatmap"' in spec for spec in specs)
+    assert any("Drift score per column and batch" in spec for spec in specs)
     assert any("reference vs current" in spec for spec in specs)
     (table,) = [d.value for d in at.dataframe if "Drifted" in d.value.columns]
     drifted = list(table["Drifted"])

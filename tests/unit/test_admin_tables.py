@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.audit import _printable, format_table
+from jobs.audit import format_table, printable
 from services.core.gateway import TrackingGateway
 from services.core.processes import free_port
 from services.core.settings import Settings
@@ -170,5 +170,5 @@ def test_cli_table_aligns_columns_and_escapes_control_characters() -> None:
         "xyz  1            tail",
         "     22           t",
     ]
-    assert _printable("evil\x1b[31mred\nline") == "evil\\u001b[31mred\\u000aline"
-    assert _printable("ünïcode ✓") == "ünïcode ✓"
+    assert printable("evil\x1b[31mred\nline") == "evil\\u001b[31mred\\u000aline"
+    assert printable("ünïcode ✓") == "ünïcode ✓"

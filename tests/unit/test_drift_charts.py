@@ -1,16 +1,16 @@
-"""Drift figures and the Monitoring page's pure helpers: the right traces, escaped labels."""
+"""Drift charts and the Monitoring page's pure helpers: the right data, names kept as text."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import plotly.graph_objects as go
-
+from services.experiments.vega import svg
 from services.governance.config import DriftThresholds
 from services.monitoring import drift_charts
 from services.monitoring import view as monitoring_view
 from services.monitoring.drift import CATEGORICAL, NUMERIC, DriftSummary, FeatureDrift, Histogram
 from services.monitoring.runs import AMBER, GREEN, RED, UNKNOWN, MonitoringRun
+from tests.vega_spec import column, layers, spec, title
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 PAYLOAD = '</script><img src=x onerror="window.__xss=1">'
@@ -62,38 +62,40 @@ CATEGORICAL_FEATURE = feature(
 
 def test_drift_over_time_draws_warning_and_alarm_bands_at_the_thresholds() -> None:
     thresholds = DriftThresholds(warning_share=0.2, alarm_share=0.3, consecutive=2)
-    figure = drift_charts.drift_over_time([batch(0, 0.1), batch(1, 0.4)], thresholds)
+    chart = drift_charts.drift_over_time([batch(0, 0.1), batch(1, 0.4)], thresholds)
 
-    bands = [s for s in figure.layout.shapes if s.type == "rect"]
-    assert sorted((s.y0, s.y1) for s in bands) == [(0.2, 0.3), (0.3, 1.0)]
-    lines = {s.y0 for s in figure.layout.shapes if s.type == "line" and s.y0 == s.y1}
-    assert lines == {0.2, 0.3}
-    (line,) = [t for t in figure.data if t.name == "@champion"]
-    assert list(line.y) == [0.1, 0.4]
+    drawn = layers(chart)
+    assert [(b["from"], b["to"]) for b in drawn["bands"]] == [(0.2, 0.3), (0.3, 1.0)]
+    assert [t["share"] for t in drawn["thresholds"]] == [0.2, 0.3]
+    assert [t["label"] for t in drawn["threshold labels"]] == ["warning 20%", "alarm 30%"]
+    assert column(chart, "shares", "share") == [0.1, 0.4]
+    assert set(column(chart, "shares", "alias")) == {"@champion"}
+    assert "changes" not in drawn
 
 
 def test_drift_over_time_marks_where_the_monitored_version_changed() -> None:
     runs = [batch(0, 0.1, version=2), batch(1, 0.1, version=2), batch(2, 0.4, version=3)]
-    figure = drift_charts.drift_over_time(runs, DriftThresholds())
+    chart = drift_charts.drift_over_time(runs, DriftThresholds())
 
-    (markers,) = [t for t in figure.data if t.name == "Version changed"]
-    assert list(markers.text) == ["v2 → v3"]
-    assert list(markers.x) == [runs[2].window_end]
-    assert any(s.type == "line" and s.x0 == runs[2].window_end for s in figure.layout.shapes)
+    (change,) = layers(chart)["change labels"]
+    assert change["change"] == "v2 → v3"
+    assert datetime.fromisoformat(change["end"]) == runs[2].window_end
+    assert layers(chart)["changes"] == [change]  # the dotted rule crosses the chart there
 
 
 def test_drift_over_time_draws_one_line_per_alias_and_no_change_across_aliases() -> None:
     runs = [batch(0, 0.1, 3, "champion"), batch(0, 0.2, 4, "challenger")]
-    figure = drift_charts.drift_over_time(runs, DriftThresholds())
+    chart = drift_charts.drift_over_time(runs, DriftThresholds())
 
-    assert {t.name for t in figure.data} == {"@champion", "@challenger"}
+    assert set(column(chart, "shares", "alias")) == {"@champion", "@challenger"}
+    assert "changes" not in layers(chart)
 
 
 def test_drift_over_time_without_batches_says_so() -> None:
-    figure = drift_charts.drift_over_time([], DriftThresholds())
+    chart = drift_charts.drift_over_time([], DriftThresholds())
 
-    assert not figure.data
-    assert "No monitoring batches" in figure.layout.annotations[0].text
+    assert list(layers(chart)) == ["empty"]
+    assert "No monitoring batches" in column(chart, "empty", "message")[0]
 
 
 def test_heatmap_has_one_row_per_feature_and_one_column_per_batch() -> None:
@@ -101,62 +103,80 @@ def test_heatmap_has_one_row_per_feature_and_one_column_per_batch() -> None:
         batch(1, 0.5, alcohol=0.3, colour=0.6),
         batch(0, 0.1, alcohol=0.1, colour=0.2, ash=0.05),
     ]
-    figure = drift_charts.drift_heatmap(runs)
+    chart = drift_charts.drift_heatmap(runs)
 
-    (heatmap,) = figure.data
-    assert isinstance(heatmap, go.Heatmap)
-    assert list(heatmap.y) == ["alcohol", "ash", "colour"]
-    # Oldest batch first; a column missing from a batch is a gap.
-    assert [list(row) for row in heatmap.z] == [[0.1, 0.3], [0.05, None], [0.2, 0.6]]
-    assert list(figure.layout.xaxis.ticktext) == ["11-02", "11-03"]
+    cells = {(c["column"], c["batch"]): c["score"] for c in layers(chart)["scores"]}
+    # Oldest batch first; a column missing from a batch is a gap (no cell).
+    assert cells == {
+        ("alcohol", 0): 0.1, ("ash", 0): 0.05, ("colour", 0): 0.2,
+        ("alcohol", 1): 0.3, ("colour", 1): 0.6,
+    }  # fmt: skip
+    encoding = spec(chart)["encoding"]
+    assert encoding["y"]["sort"] == ["alcohol", "ash", "colour"]
+    assert '["11-02", "11-03"]' in encoding["x"]["axis"]["labelExpr"]
 
 
-def test_heatmap_escapes_column_names() -> None:
-    figure = drift_charts.drift_heatmap([batch(0, 0.1, **{PAYLOAD: 0.5})])
+def test_heatmap_keeps_column_names_as_data_never_as_fields() -> None:
+    chart = drift_charts.drift_heatmap([batch(0, 0.1, **{PAYLOAD: 0.5, "a.b[0]": 0.1})])
 
-    (label,) = figure.data[0].y
-    assert "<" not in label and "&lt;/script&gt;" in label
+    assert sorted(column(chart, "scores", "column")) == sorted([PAYLOAD, "a.b[0]"])
+    fields = {e["field"] for e in spec(chart)["encoding"].values() if "field" in e}
+    assert fields == {"batch", "column", "score"}
 
 
 def test_numeric_distribution_overlays_two_histograms_as_shares() -> None:
-    figure = drift_charts.feature_distribution(NUMERIC_FEATURE)
+    chart = drift_charts.feature_distribution(NUMERIC_FEATURE)
 
-    reference, current = figure.data
-    assert figure.layout.barmode == "overlay"
-    assert list(reference.y) == [0.25, 0.5, 0.25]
-    assert list(current.y) == [0.05, 0.2, 0.75]
-    assert list(reference.x) == [11.5, 12.5, 13.5]
-    assert "drifted" in figure.layout.title.text
+    rows = layers(chart)["histogram"]
+    reference = [r for r in rows if r["sample"].startswith("Reference")]
+    current = [r for r in rows if r["sample"].startswith("Current")]
+    assert [r["share"] for r in reference] == [0.25, 0.5, 0.25]
+    assert [r["share"] for r in current] == [0.05, 0.2, 0.75]
+    assert [(r["from"], r["to"]) for r in reference] == [(11.0, 12.0), (12.0, 13.0), (13.0, 14.0)]
+    assert spec(chart)["mark"]["opacity"] == drift_charts.OVERLAY_OPACITY  # both stay visible
+    assert "drifted" in title(chart)
 
 
 def test_numeric_distribution_as_ecdf_climbs_to_one() -> None:
-    figure = drift_charts.feature_distribution(NUMERIC_FEATURE, ecdf=True)
+    chart = drift_charts.feature_distribution(NUMERIC_FEATURE, ecdf=True)
 
-    reference, current = figure.data
-    assert list(reference.x) == [11.0, 12.0, 13.0, 14.0]
-    assert list(reference.y) == [0.0, 0.25, 0.75, 1.0]
-    assert current.line.shape == "hv"
+    reference = [r for r in layers(chart)["ecdf"] if r["sample"].startswith("Reference")]
+    assert [r["edge"] for r in reference] == [11.0, 12.0, 13.0, 14.0]
+    assert [r["share"] for r in reference] == [0.0, 0.25, 0.75, 1.0]
+    assert spec(chart)["mark"]["interpolate"] == "step-after"
 
 
-def test_categorical_distribution_is_side_by_side_bars_with_escaped_labels() -> None:
-    figure = drift_charts.feature_distribution(CATEGORICAL_FEATURE)
+def test_categorical_distribution_is_side_by_side_bars_with_labels_as_text() -> None:
+    chart = drift_charts.feature_distribution(CATEGORICAL_FEATURE)
 
-    reference, current = figure.data
-    assert figure.layout.barmode == "group"
-    assert list(reference.x) == ["red", '&lt;/script&gt;&lt;img src=x onerror="window.__xss=1"&gt;']
-    assert all("<" not in label for label in reference.x)
-    assert list(current.y) == [0.25, 0.75]
-    assert "colour&lt;b&gt;" in figure.layout.title.text
-    assert "<b>" not in figure.layout.xaxis.title.text
+    rows = layers(chart)["bars"]
+    reference = [r for r in rows if r["sample"].startswith("Reference")]
+    current = [r for r in rows if r["sample"].startswith("Current")]
+    assert [r["category"] for r in reference] == ["red", PAYLOAD]  # data, drawn as text by Vega
+    assert [r["share"] for r in current] == [0.25, 0.75]
+    assert spec(chart)["encoding"]["xOffset"]["field"] == "sample"  # side by side
+    assert title(chart) == "colour<b>: reference vs current (no drift)"
 
 
 def test_distribution_without_a_histogram_says_so() -> None:
     empty = feature("alcohol", NUMERIC, Histogram((), (), (), ()))
 
-    figure = drift_charts.feature_distribution(empty)
+    chart = drift_charts.feature_distribution(empty)
 
-    assert not figure.data
-    assert "No histogram" in figure.layout.annotations[0].text
+    assert "No histogram" in column(chart, "empty", "message")[0]
+
+
+def test_every_chart_renders_to_svg_with_hostile_text_escaped() -> None:
+    """Vega itself accepts each spec (vl-convert draws it), and draws untrusted text as text."""
+    hostile_runs = [batch(0, 0.1, version=2, **{PAYLOAD: 0.5}), batch(1, 0.6, version=3)]
+    for chart in (
+        drift_charts.drift_over_time(hostile_runs, DriftThresholds()),
+        drift_charts.drift_heatmap(hostile_runs),
+        drift_charts.feature_distribution(CATEGORICAL_FEATURE),
+        drift_charts.feature_distribution(NUMERIC_FEATURE, ecdf=True),
+    ):
+        drawn = svg(chart)
+        assert drawn.startswith("<svg") and "<script" not in drawn and "<img" not in drawn
 
 
 def test_every_status_has_one_colour_and_badge() -> None:

@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, UNAUTHENTICATED
 
 from services.core import errors
-from services.core.gateway import _offset_token, _token_offset
+from services.core.gateway import offset_page_token, page_token_offset
 from services.core.mlflow_errors import translate_mlflow
 
 URI = "http://mlflow.example:5000"
@@ -65,6 +65,6 @@ def test_a_wrapped_connection_error_is_unreachable_even_without_a_cause() -> Non
 
 
 def test_offset_tokens_round_trip_and_foreign_tokens_are_not_offsets() -> None:
-    assert _token_offset(_offset_token(37)) == 37
-    assert _token_offset("not-base64!") is None
-    assert _token_offset("eyJwYWdlIjogM30=") is None  # {"page": 3}
+    assert page_token_offset(offset_page_token(37)) == 37
+    assert page_token_offset("not-base64!") is None
+    assert page_token_offset("eyJwYWdlIjogM30=") is None  # {"page": 3}

@@ -1,0 +1,31 @@
+"""Read an Altair chart back as its Vega-Lite spec: each named layer's records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+
+
+def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    return dict(chart.to_dict())
+
+
+def layers(chart: alt.TopLevelMixin) -> dict[str, list[dict[str, Any]]]:
+    """Layer name → the records it draws (a single chart is its own one layer)."""
+    top = spec(chart)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for part in top.get("layer", [top]):
+        data = part.get("data", {})
+        values = data["values"] if "values" in data else top["datasets"][data["name"]]
+        found[part["name"]] = values
+    return found
+
+
+def column(chart: alt.TopLevelMixin, name: str, field: str) -> list[Any]:
+    """One field of one layer's records, in order."""
+    return [row[field] for row in layers(chart)[name]]
+
+
+def title(chart: alt.TopLevelMixin) -> str:
+    return str(spec(chart)["title"]["text"])
