@@ -328,7 +328,7 @@ def text_shown(text: str) -> Callable[[Page], None]:
 
 def chart_shown() -> Callable[[Page], None]:
     def drawn(page: Page) -> None:
-        page.wait_for_selector(".js-plotly-plot .main-svg")
+        page.wait_for_selector("[data-testid='stVegaLiteChart'] svg .role-mark path")
 
     return drawn
 
@@ -361,7 +361,7 @@ def take_screenshots(page: Page, stem: Path) -> None:
     """The viewport, and each history chart (below the fold on the Compare page) on its own."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=f"{stem}.png")
-    charts = page.locator(".js-plotly-plot")
+    charts = page.locator(".js-plotly-plot, [data-testid='stVegaLiteChart']")
     for index in range(charts.count()):
         charts.nth(index).screenshot(path=f"{stem}-chart{index + 1}.png")
 

@@ -252,8 +252,8 @@ workflowType=machine_learning` until its runs table holds 20 links to runs
 `{results.compared_runs[1]}`, … `{results.compared_runs[-1]}` (every 5th run of \
 `{hshape.experiment_name}` by name). Flightdeck: `/compare?run_ids=…&metrics=\
 {"&metrics=".join(hshape.metric_keys)}` in a fresh browser context until both history charts
-  (the `.js-plotly-plot` whose `.gtitle` is the metric) have {len(results.compared_runs)} legend
-  entries (`.legend .traces`), after one untimed visit (histories are cached for 60 s; the first
+  (the Vega-Lite chart whose title is the metric) have {len(results.compared_runs)} drawn lines
+  (`.lines_marks path`), after one untimed visit (histories are cached for 60 s; the first
   visit is reported on its own). Baseline A: the same histories as raw HTTP,
   `GET /ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=…&metric_key=…\
 &max_results=320`, one request per metric with `requests`. Baseline B: MLflow's own chart view,

@@ -20,8 +20,9 @@ from services.core.gateway import BULK_HISTORY_PATH, HISTORY_POINTS, TrackingGat
 from services.core.links import RunsView
 from services.core.records import Run
 from services.core.settings import PROJECT_ROOT
-from services.experiments.charts import history_chart, run_colors
+from services.experiments.charts import run_colors
 from services.experiments.history import history_series
+from services.experiments.history_chart import history_chart
 from services.experiments.runs import (
     RunLoader,
     build_search,
@@ -264,7 +265,7 @@ def time_raw_histories(url: str, run_ids: tuple[str, ...], metrics: tuple[str, .
 def time_compare_histories(
     gateway: TrackingGateway, runs: dict[str, str], metrics: tuple[str, ...]
 ) -> Timing:
-    """The compare page's history charts without a browser: fetch, series, figure, JSON.
+    """The compare page's history charts without a browser: fetch, series, chart, JSON.
 
     ``runs`` maps run id to name. No cache: every call asks the server.
     """
@@ -275,9 +276,11 @@ def time_compare_histories(
         traces = []
         for metric in metrics:
             series = history_series(gateway.metric_histories(run_ids, metric), "step", 0.0)
-            figure = history_chart(metric, series, runs, colors)
-            figure.to_json()  # what st.plotly_chart sends
-            traces.append(len(figure.data))
+            chart = history_chart(metric, series, runs, colors)
+            chart.to_json()  # what st.altair_chart serialises
+            traces.append(
+                len({row["run"] for row in chart.to_dict()["layer"][0]["data"]["values"]})
+            )
         return traces
 
     def check(traces: list[int]) -> None:

@@ -46,9 +46,11 @@ TABLE_ROWS_PAINTED_JS = """
 }
 """
 FLIGHTDECK_CHARTS_JS = """
-([metrics, n]) => metrics.every(m => [...document.querySelectorAll('.js-plotly-plot')].some(
-    p => p.querySelector('.gtitle')?.textContent === m
-        && p.querySelectorAll('.legend .traces').length === n))
+([metrics, n]) => metrics.every(m => [...document.querySelectorAll(
+        "[data-testid='stVegaLiteChart']")].some(
+    c => c.querySelector('.role-title-text text')?.textContent === m
+        && [...c.querySelectorAll('.lines_marks path')]
+            .filter(p => (p.getAttribute('d') || '').length > 0).length === n))
 """
 MLFLOW_CHARTS_JS = """
 ([metrics, n]) => metrics.every(m => [...document.querySelectorAll(

@@ -22,6 +22,7 @@ from services.core.links import RUNS_PAGE, X_AXES, CompareView
 from services.core.records import Run
 from services.experiments import chart_data, charts, compare, version_metrics
 from services.experiments.history import history_series, non_finite_points
+from services.experiments.history_chart import history_chart
 
 X_AXIS_LABELS = {"step": "Step", "wall": "Wall time", "relative": "Relative time"}
 LAST_QUERY_KEY = "compare.last_query"
@@ -214,8 +215,8 @@ for metric, fetched in cache.history_reader(settings).as_ready(runs, chosen_metr
             st.error(escape_markdown(str(fetched)))
             continue
         series = history_series(fetched, x_axis, smoothing)
-        st.plotly_chart(
-            charts.history_chart(metric, series, labels, colors, x_axis, log_scale),
+        st.altair_chart(
+            history_chart(metric, series, labels, colors, x_axis, log_scale),
             key=f"compare.history.{metric}",
         )
         if dropped := non_finite_points(fetched):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import altair as alt
@@ -16,7 +17,7 @@ def layers(chart: alt.TopLevelMixin) -> dict[str, list[dict[str, Any]]]:
     top = spec(chart)
     found: dict[str, list[dict[str, Any]]] = {}
     for part in top.get("layer", [top]):
-        data = part.get("data", {})
+        data = part.get("data") or top.get("data", {})  # Altair hoists shared data
         values = data["values"] if "values" in data else top["datasets"][data["name"]]
         found[part["name"]] = values
     return found
@@ -29,3 +30,20 @@ def column(chart: alt.TopLevelMixin, name: str, field: str) -> list[Any]:
 
 def title(chart: alt.TopLevelMixin) -> str:
     return str(spec(chart)["title"]["text"])
+
+
+def shown_layers(element: Any) -> dict[str, list[dict[str, Any]]]:
+    """Layer name → records, from a chart as Streamlit sent it (an AppTest ``vega_lite_chart``):
+    the spec is JSON and each dataset an Arrow table beside it."""
+    import pyarrow as pa
+
+    top = json.loads(element.proto.spec)
+    tables = {
+        named.name: pa.ipc.open_stream(named.data.data).read_all().to_pylist()
+        for named in element.proto.datasets
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    for part in top.get("layer", [top]):
+        data = part.get("data") or top.get("data", {})
+        found[part["name"]] = data["values"] if "values" in data else tables[data["name"]]
+    return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -20,7 +20,7 @@ from pandas.io.formats.style import Styler
 from services.core.records import CURRENT_HOLDER, AliasMove, Run
 from services.core.settings import PROJECT_ROOT
 from services.experiments.compare import MetricsComparison, best_cell_mask, run_labels
-from services.experiments.history import X_AXIS_TITLES, Series, is_finite_value
+from services.experiments.history import is_finite_value
 from services.experiments.version_metrics import VersionMetric
 
 # -- theme: every colour and layout default, once ------------------------------------------------
@@ -56,15 +56,13 @@ CONTINUOUS_SCALE = "Viridis"
 ALIAS_COLOR = "#E45756"
 """Markers for versions an alias points at."""
 RAW_LINE_OPACITY = 0.25
-SVG_MAX_POINTS = 20_000
-"""History charts with more points than this are drawn with WebGL instead of SVG."""
 """The unsmoothed line behind a smoothed one."""
 BEST_CELL_STYLE = "background-color: rgba(84, 162, 75, 0.30); font-weight: 600"
 """CSS for a table cell holding a metric's best value."""
 CHART_HEIGHT = 380
 """Pixels; one height for every chart so grids line up."""
 LEGEND_BELOW_MAX_ENTRIES = 6
-"""Up to this many runs the legend sits below a chart; more go in a scrolling column beside it."""
+"""Up to this many runs the legend sits below a chart; more go in a column beside it."""
 MISSING_LABEL = "(none)"
 """How a missing param value is labelled on an axis."""
 
@@ -74,8 +72,6 @@ _LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
     "hoverlabel": {"namelength": -1},
 }
-
-_SIDE_LEGEND: dict[str, Any] = {"orientation": "v", "yanchor": "top", "y": 1, "x": 1.02}
 
 
 def run_colors(run_ids: Sequence[str]) -> dict[str, str]:
@@ -106,68 +102,6 @@ def empty_chart(title: str, message: str) -> go.Figure:
 
 
 # -- metric histories ----------------------------------------------------------------------------
-
-
-def history_chart(
-    metric: str,
-    series: Sequence[Series],
-    labels: Mapping[str, str],
-    colors: Mapping[str, str],
-    x_axis: str = "step",
-    log_scale: bool = False,
-) -> go.Figure:
-    """One line per run of a metric's history; the legend names the runs.
-
-    When a series is smoothed, its raw values are drawn faintly behind the smoothed line, as
-    TensorBoard and MLflow do.
-
-    Args:
-        metric: The metric's name, for the title.
-        series: One per run, from :func:`services.experiments.history.history_series`.
-        labels: Run id → legend name.
-        colors: Run id → colour, from :func:`run_colors`.
-        x_axis: ``step``, ``wall`` or ``relative``, for the axis title.
-        log_scale: Log-scale y-axis; values ≤ 0 then fall off the chart.
-    """
-    if not series:
-        return empty_chart(metric, "No finite values logged for these runs.")
-    # SVG draws a few thousand points faster than software WebGL; WebGL wins beyond that.
-    trace = go.Scattergl if sum(len(s.x) for s in series) > SVG_MAX_POINTS else go.Scatter
-    figure = go.Figure()
-    for line in series:
-        name = plain(labels.get(line.run_id, line.run_id[:8]))
-        color = colors.get(line.run_id, PALETTE[0])
-        smoothed = line.smoothed != line.y
-        if smoothed:
-            figure.add_trace(
-                trace(
-                    x=list(line.x),
-                    y=list(line.y),
-                    mode="lines",
-                    line={"color": color, "width": 1},
-                    opacity=RAW_LINE_OPACITY,
-                    legendgroup=line.run_id,
-                    showlegend=False,
-                    hoverinfo="skip",
-                )
-            )
-        figure.add_trace(
-            trace(
-                x=list(line.x),
-                y=list(line.smoothed),
-                mode="lines+markers" if len(line.x) == 1 else "lines",
-                name=name,
-                legendgroup=line.run_id,
-                line={"color": color, "width": 2},
-                hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
-            )
-        )
-    figure.update_xaxes(title_text=X_AXIS_TITLES.get(x_axis, "Step"))
-    figure.update_yaxes(type="log" if log_scale else "linear")
-    themed(figure, metric)
-    if len(series) > LEGEND_BELOW_MAX_ENTRIES:
-        figure.update_layout(legend=_SIDE_LEGEND)
-    return figure
 
 
 # -- charts across runs --------------------------------------------------------------------------

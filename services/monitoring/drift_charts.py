@@ -168,7 +168,8 @@ def drift_over_time(
             .mark_text(dy=-14, color=VERSION_COLOR)
             .encode(x=x, y=alt.Y("share:Q", scale=y_scale), text="change:N"),
         ]
-    return titled(alt.layer(*charted), title)
+    # Bands and aliases are two colour scales: one shared scale would mix their colours.
+    return titled(alt.layer(*charted).resolve_scale(color="independent"), title)
 
 
 def drift_heatmap(runs: Sequence[MonitoringRun]) -> alt.TopLevelMixin:

@@ -52,10 +52,10 @@ def test_filter_select_compare_and_reopen_the_copied_link(
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     wait_until_ready(page)
-    title = page.locator(".gtitle", has_text=re.compile("^train_loss$"))
-    history = page.locator(".js-plotly-plot").filter(has=title).first
-    expect(history.locator(".legend .traces")).to_have_count(3, timeout=30_000)  # a line per run
-    expect(history.locator(".scatterlayer .trace")).to_have_count(3)  # drawn as SVG lines
+    title = page.locator(".role-title-text text", has_text=re.compile("^train_loss$"))
+    history = page.locator("[data-testid=stVegaLiteChart]").filter(has=title).first
+    expect(history.locator(".lines_marks path")).to_have_count(3, timeout=30_000)  # a line per run
+    expect(history.locator(".role-legend-label text")).to_have_count(3)  # each named
 
     page.keyboard.press("Escape")  # the metrics list may still be open, hiding the page
     page.get_by_role("button", name="Copy link").click()

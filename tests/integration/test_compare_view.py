@@ -15,6 +15,7 @@ from jobs.seed_demo import HISTORY_STEPS, PROJECTS
 from services.core.gateway import BULK_HISTORY_PATH, TrackingGateway
 from services.core.processes import ServerProcess
 from services.core.settings import PROJECT_ROOT
+from tests.vega_spec import shown_layers
 
 APP = str(PROJECT_ROOT / "app.py")
 COMPARE = "pages/compare.py"
@@ -117,7 +118,8 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
     metric_rows = metrics.set_index("Metric")
     assert metric_rows.loc["train_loss", "Better"] == "lower"
     assert metric_rows.loc["eval_accuracy", "Best run"]
-    assert len(at.get("plotly_chart")) == 1  # only the history: the rest is drawn on request
+    assert len(at.get("vega_lite_chart")) == 1  # the history
+    assert not at.get("plotly_chart")  # plotly's charts are drawn on request
     assert at.query_params["metrics"] == "train_loss"
     assert not at.code  # the link's code block loads only on request
     at.button(key="compare.copy_link").click().run()
@@ -125,8 +127,8 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
 
     at.toggle(key="compare.across_runs").set_value(True).run()
     at.toggle(key="version_metrics.version_trend").set_value(True).run()
-    # histories (train_loss), parallel coordinates, scatter, box plot, version trend
-    assert len(at.get("plotly_chart")) == 5
+    # parallel coordinates, scatter, box plot, version trend (and the history, in Vega-Lite)
+    assert len(at.get("plotly_chart")) == 4
     assert at.query_params["across_runs"] == "1"
     assert at.query_params["version_trend"] == "1"
 
@@ -134,11 +136,10 @@ def test_compare_link_shows_differing_params_metrics_and_charts(sweep_children: 
 def test_history_chart_has_a_line_per_run_with_every_step(sweep_children: list[Any]) -> None:
     run_ids = [run.info.run_id for run in sweep_children]
     at = open_compare(run_ids=run_ids, metrics="train_loss")
-    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [trace["name"] for trace in figure["data"]] == [
-        run.info.run_name for run in sweep_children
-    ]
-    assert all(len(trace["x"]) == HISTORY_STEPS for trace in figure["data"])
+    lines = shown_layers(at.get("vega_lite_chart")[0])["lines"]
+    names = [run.info.run_name for run in sweep_children]
+    assert list(dict.fromkeys(row["run"] for row in lines)) == names
+    assert all(sum(row["run"] == name for row in lines) == HISTORY_STEPS for name in names)
 
 
 def test_showing_all_params_lands_in_the_url(sweep_children: list[Any]) -> None:
@@ -208,5 +209,5 @@ def test_running_failed_and_non_finite_runs_render_without_error(
     assert at.dataframe[0].value["Status"].tolist() == ["RUNNING", "FAILED"]
     # NaN, and +inf (which MLflow's SQL store keeps as the largest float), are left out
     assert "2 NaN or infinite values not drawn." in [c.value for c in at.caption]
-    history = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert history["data"][0]["name"] == "&lt;b&gt;running&lt;/b&gt;"  # escaped: text, not markup
+    history = shown_layers(at.get("vega_lite_chart")[0])
+    assert history["lines"][0]["run"] == "<b>running</b>"  # a value Vega draws as text

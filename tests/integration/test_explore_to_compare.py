@@ -45,7 +45,7 @@ def test_filter_then_select_then_compare(seeded_server: ServerProcess) -> None:
 
     assert not at.exception
     assert at.title[0].value == "Compare runs"
-    assert at.get("plotly_chart"), "compare view drew no chart"
+    assert at.get("vega_lite_chart"), "compare view drew no chart"
     shown = {row for row in at.dataframe[0].value["Run ID"]}
     assert shown == set(chosen)
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-import plotly.graph_objects as go
-
 from services.core.links import CompareView
 from services.core.records import MetricPoint, Run
 from services.experiments import chart_data, charts, compare
 from services.experiments.history import history_series
+from services.experiments.history_chart import history_chart
+from services.experiments.vega import svg
 from services.experiments.version_metrics import VersionMetric
+from tests.vega_spec import column, layers, spec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 EVIL = "<b>bold</b><img src=x onerror=alert(1)>"
@@ -27,10 +28,6 @@ def sweep() -> list[Run]:
     ]
 
 
-def all_text(figure: go.Figure) -> str:
-    return figure.to_json()
-
-
 def test_every_run_gets_a_colour_and_colours_repeat_only_after_the_palette() -> None:
     ids = [str(i) for i in range(len(charts.PALETTE) + 1)]
     colors = charts.run_colors(ids)
@@ -44,45 +41,64 @@ def test_history_chart_draws_one_named_line_per_run() -> None:
         "r2": [MetricPoint(0, 0, 2.0), MetricPoint(1, 1, math.nan)],
     }
     series = history_series(history)
-    figure = charts.history_chart(
+    chart = history_chart(
         "loss", series, {"r1": "first", "r2": "second"}, charts.run_colors(["r1", "r2"])
     )
-    assert [t.name for t in figure.data] == ["first", "second"]
-    assert figure.layout.yaxis.type == "linear"
+    rows = layers(chart)["lines"]
+    assert [(r["run"], r["x"], r["y"]) for r in rows] == [
+        ("first", 0, 1.0), ("first", 1, 0.5), ("second", 0, 2.0),
+    ]  # fmt: skip
+    line, _points = spec(chart)["layer"]
+    assert line["encoding"]["color"]["scale"]["range"] == list(charts.PALETTE[:2])
+    assert line["encoding"]["y"]["scale"]["type"] == "linear"
+    assert "single points" in layers(chart)  # r2 has one finite value: a line cannot show it
 
 
 def test_legend_moves_beside_the_chart_when_many_runs_are_drawn() -> None:
     many = {str(i): [MetricPoint(0, 0, 1.0)] for i in range(charts.LEGEND_BELOW_MAX_ENTRIES + 1)}
     few = dict(list(many.items())[:2])
-    assert charts.history_chart("m", history_series(few), {}, {}).layout.legend.orientation == "h"
-    assert charts.history_chart("m", history_series(many), {}, {}).layout.legend.orientation == "v"
+
+    def legend(history: dict[str, list[MetricPoint]]) -> str:
+        return str(spec(history_chart("m", history_series(history), {}, {}))["layer"][0]
+                   ["encoding"]["color"]["legend"]["orient"])  # fmt: skip
+
+    assert legend(few) == "bottom"
+    assert legend(many) == "right"
 
 
-def test_smoothed_history_keeps_a_faint_raw_line_out_of_the_legend() -> None:
+def test_smoothed_history_keeps_a_faint_raw_line_behind() -> None:
     series = history_series(
         {"r1": [MetricPoint(s, s, float(s % 2)) for s in range(5)]}, "step", 0.8
     )
-    figure = charts.history_chart("loss", series, {"r1": "run"}, {})
-    raw, smoothed = figure.data
-    assert raw.showlegend is False and raw.opacity == charts.RAW_LINE_OPACITY
-    assert smoothed.name == "run"
+    chart = history_chart("loss", series, {"r1": "run"}, {})
+    raw, _smoothed = spec(chart)["layer"]
+    assert raw["name"] == "raw" and raw["mark"]["opacity"] == charts.RAW_LINE_OPACITY
+    assert column(chart, "raw", "y") == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert column(chart, "lines", "y") == list(series[0].smoothed)
 
 
-def test_log_scale_option_sets_a_log_y_axis() -> None:
-    series = history_series({"r1": [MetricPoint(0, 0, 1.0)]})
-    assert charts.history_chart("m", series, {}, {}, log_scale=True).layout.yaxis.type == "log"
+def test_wall_time_is_a_utc_time_axis_and_log_scale_a_log_axis() -> None:
+    series = history_series({"r1": [MetricPoint(0, 1_700_000_000_000, 1.0)]}, "wall")
+    (line, _) = spec(history_chart("m", series, {}, {}, "wall", log_scale=True))["layer"]
+    assert line["encoding"]["x"]["type"] == "temporal"
+    assert line["encoding"]["x"]["scale"]["type"] == "utc"
+    assert line["encoding"]["y"]["scale"]["type"] == "log"
+    assert column(history_chart("m", series, {}, {}, "wall"), "lines", "x") == [
+        "2023-11-14T22:13:20+00:00"
+    ]
 
 
 def test_history_chart_without_values_says_so() -> None:
-    figure = charts.history_chart("loss", [], {}, {})
-    assert "No finite values" in figure.layout.annotations[0].text
+    chart = history_chart("loss", [], {}, {})
+    assert "No finite values" in column(chart, "empty", "message")[0]
 
 
-def test_run_names_are_escaped_so_plotly_shows_them_as_text() -> None:
-    series = history_series({"r1": [MetricPoint(0, 0, 1.0)]})
-    figure = charts.history_chart("m", series, {"r1": EVIL}, {})
-    assert "<img" not in all_text(figure)
-    assert figure.data[0].name == "&lt;b&gt;bold&lt;/b&gt;&lt;img src=x onerror=alert(1)&gt;"
+def test_run_names_stay_text_in_the_data_and_vega_draws_them_escaped() -> None:
+    series = history_series({"r1": [MetricPoint(0, 0, 1.0), MetricPoint(1, 1, 2.0)]})
+    chart = history_chart("m", series, {"r1": EVIL}, {})
+    assert set(column(chart, "lines", "run")) == {EVIL}
+    drawn = svg(chart)
+    assert "<img" not in drawn and "&lt;img" in drawn  # the legend label, as text
 
 
 def test_parallel_coordinates_maps_text_params_to_ticks_and_keeps_numbers() -> None:
