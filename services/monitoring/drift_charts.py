@@ -66,8 +66,8 @@ def drift_over_time(
     version an alias points at changed between two batches, a marker names the change and a
     dotted line crosses the chart.
 
-    Layers (by name): ``bands``, ``thresholds``, ``shares`` and, when a version changed,
-    ``changes``.
+    Layers (by name): ``bands``, ``thresholds`` and ``threshold labels``, ``shares`` and,
+    when a version changed, ``changes``, ``change markers`` and ``change labels``.
 
     Args:
         runs: Monitoring runs of one model, any order.
