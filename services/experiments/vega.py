@@ -21,8 +21,12 @@ Records = Sequence[Mapping[str, Any]]
 
 
 def layer(name: str, records: Records) -> alt.Chart:
-    """A chart on inline records; ``name`` lets tests and exports find its data again."""
-    return alt.Chart(alt.InlineData(values=[dict(r) for r in records]), name=name)
+    """A chart on inline records; ``name`` lets tests and exports find its data again.
+
+    The data is a plain mapping: ``alt.InlineData`` validates every record on construction,
+    which took 0.7 s for 20 runs' histories and 4.7 s for 100.
+    """
+    return alt.Chart({"values": [dict(r) for r in records]}, name=name)
 
 
 def titled(chart: alt.TopLevelMixin, title: str, height: int = CHART_HEIGHT) -> alt.TopLevelMixin:
