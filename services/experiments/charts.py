@@ -63,6 +63,8 @@ CHART_HEIGHT = 380
 """Pixels; one height for every chart so grids line up."""
 LEGEND_BELOW_MAX_ENTRIES = 6
 """Up to this many runs the legend sits below a chart; more go in a column beside it."""
+MUTED_TEXT_COLOR = "#808495"
+"""Notes inside a chart, such as why it is empty."""
 MISSING_LABEL = "(none)"
 """How a missing param value is labelled on an axis."""
 
@@ -99,9 +101,6 @@ def empty_chart(title: str, message: str) -> go.Figure:
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return themed(figure, title)
-
-
-# -- metric histories ----------------------------------------------------------------------------
 
 
 # -- charts across runs --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import altair as alt
 
-from services.experiments.charts import CHART_HEIGHT
+from services.experiments.charts import CHART_HEIGHT, MUTED_TEXT_COLOR
 
 Records = Sequence[Mapping[str, Any]]
 
@@ -38,7 +38,7 @@ def titled(chart: alt.TopLevelMixin, title: str, height: int = CHART_HEIGHT) -> 
 
 def empty(title: str, message: str, height: int = CHART_HEIGHT) -> alt.TopLevelMixin:
     """A chart with no data that says why, instead of blank axes."""
-    note = layer("empty", [{"message": message}]).mark_text(fontSize=14, color="#808495")
+    note = layer("empty", [{"message": message}]).mark_text(fontSize=14, color=MUTED_TEXT_COLOR)
     return titled(note.encode(text="message:N"), title, height)
 
 

@@ -237,7 +237,7 @@ def feature_distribution(feature: FeatureDrift, ecdf: bool = False) -> alt.TopLe
         "sample:N",
         title=None,
         scale=alt.Scale(
-            domain=[name for name, _, _ in samples], range=[REFERENCE_COLOR, CURRENT_COLOR]
+            domain=[name for name, _ in samples], range=[REFERENCE_COLOR, CURRENT_COLOR]
         ),
         legend=alt.Legend(orient="bottom"),
     )
@@ -275,17 +275,18 @@ def _shares(counts: Sequence[int]) -> list[float]:
     return [count / total if total else 0.0 for count in counts]
 
 
-def _samples(histogram: Histogram) -> tuple[tuple[str, Sequence[int], str], ...]:
+def _samples(histogram: Histogram) -> tuple[tuple[str, Sequence[int]], ...]:
+    """(legend name, counts) of the reference and the current sample, in the colours' order."""
     return (
-        (f"Reference ({sum(histogram.reference):,} rows)", histogram.reference, REFERENCE_COLOR),
-        (f"Current ({sum(histogram.current):,} rows)", histogram.current, CURRENT_COLOR),
+        (f"Reference ({sum(histogram.reference):,} rows)", histogram.reference),
+        (f"Current ({sum(histogram.current):,} rows)", histogram.current),
     )
 
 
 def _overlaid(histogram: Histogram, column: str) -> alt.Chart:
     rows = [
         {"sample": name, "from": low, "to": high, "share": share, "bin": label, "rows": count}
-        for name, counts, _ in _samples(histogram)
+        for name, counts in _samples(histogram)
         for (low, high), share, label, count in zip(
             pairwise(histogram.edges), _shares(counts), histogram.labels, counts, strict=True
         )
@@ -310,7 +311,7 @@ def _overlaid(histogram: Histogram, column: str) -> alt.Chart:
 def _ecdf(histogram: Histogram, column: str) -> alt.Chart:
     rows = [
         {"sample": name, "edge": edge, "share": share}
-        for name, counts, _ in _samples(histogram)
+        for name, counts in _samples(histogram)
         for edge, share in zip(histogram.edges, [0.0, *accumulate(_shares(counts))], strict=True)
     ]
     chart: alt.Chart = (
@@ -331,7 +332,7 @@ def _ecdf(histogram: Histogram, column: str) -> alt.Chart:
 def _side_by_side(histogram: Histogram, column: str) -> alt.Chart:
     rows = [
         {"sample": name, "category": label, "share": share, "rows": count}
-        for name, counts, _ in _samples(histogram)
+        for name, counts in _samples(histogram)
         for label, share, count in zip(histogram.labels, _shares(counts), counts, strict=True)
     ]
     chart: alt.Chart = (
