@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from urllib.parse import quote, urlencode
 from playwright.sync_api import Browser, Page
 
 from bench.browser import chromium, timed_milestones, wait_for_streamlit
+from bench.fleet_store import FLEET_DIR, SeededFleet, ensure_fleet, start_demo_server
 from bench.history_store import SeededHistory, ensure_history
 from bench.pages_store import SeededPages, ensure_pages
 from bench.report import Target, ratio_target, seconds_target, targets_table, timing_text
@@ -43,7 +43,6 @@ from bench.ui import (
 )
 from services.core.gateway import TrackingGateway
 from services.core.processes import (
-    ServerProcess,
     free_port,
     start_dashboard,
     start_mlflow_server,
@@ -54,7 +53,6 @@ from services.experiments.history_store import HistoryStore, StoredSize, prefetc
 
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.md"
 KEPT_DIR = PROJECT_ROOT / "bench" / ".store" / "kept"
-DEMO_DIR = PROJECT_ROOT / "bench" / ".store-demo"
 SCREENSHOTS = PROJECT_ROOT / "bench" / "screenshots"
 SECTION_START = "<!-- bench.pages: start -->"
 SECTION_END = "<!-- bench.pages: end -->"
@@ -65,6 +63,7 @@ ROWS_PAINTED_JS = TABLE_ROWS_PAINTED_JS.replace("band[i] < 128", "band[i] < 160"
 """Every row in view of the first grid has text: as for the runs table, but a row may hold only
 a short name and a number (the run page's metrics: about 60 dark pixels at 1600 px wide)."""
 
+BENCH, DEMO, FLEET = "bench", "demo", "fleet"
 Milestones = Callable[[Page], list[float]]
 """Waits for each of a page's conditions in turn; the seconds since the visit began at each."""
 
@@ -81,70 +80,74 @@ class Case:
     mlflow_ready: tuple[tuple[str, Callable[[Page], None]], ...] = ()
     mlflow_init: str = ""
     limits: dict[str, float] = field(default_factory=dict)
-    """Milestone -> the most it may take: a ratio to MLflow's milestone of the same name."""
+    """Milestone -> the most it may take: a ratio to MLflow's milestone of the same name (with no
+    MLflow page: every milestone within :data:`NO_MLFLOW_PAGE_LIMIT_S`)."""
     kept: bool = False
     """The dashboard's store starts with the histories the control loop's prefetch kept."""
-    demo: bool = False
-    """Served from the demo server (``make run``'s data) instead of the bench store."""
+    server: str = BENCH
+    """Which MLflow server it reads: the bench store, the demo data (``make run``'s) or the
+    fleet grown from it (:mod:`bench.fleet_store`, whose dashboards start with its store)."""
 
 
 def main() -> int:
     store = ensure_store()
     history = ensure_history(store)
-    server = start_mlflow_server(store.data_dir, free_port())
-    demo = start_demo_server()
+    fleet = ensure_fleet()
+    servers = {
+        BENCH: start_mlflow_server(store.data_dir, free_port()),
+        DEMO: start_demo_server(),
+        FLEET: start_mlflow_server(FLEET_DIR, free_port()),
+    }
     try:
-        pages = ensure_pages(server.url, store)
-        cases = page_cases(server.url, history, pages) + demo_cases()
-        kept = kept_histories(server.url, history)
-        timings = measure(server.url, demo.url, cases, kept)
+        bench_url = servers[BENCH].url
+        pages = ensure_pages(bench_url, store)
+        cases = page_cases(bench_url, history, pages) + demo_cases(fleet)
+        kept = kept_histories(bench_url, history)
+        urls = {name: server.url for name, server in servers.items()}
+        timings = measure(urls, cases, kept.path, fleet.store_path)
     finally:
-        server.stop()
-        demo.stop()
+        for server in servers.values():
+            server.stop()
     targets = page_targets(cases, timings)
     write_section(targets, timings, kept)
     print(f"\n{targets_table(tuple(targets))}")
     return 0
 
 
-def start_demo_server() -> ServerProcess:
-    """An MLflow server on the demo data ``make run`` seeds (``python -m jobs.seed_demo``, run
-    once into ``bench/.store-demo``)."""
-    server = start_mlflow_server(DEMO_DIR, free_port())
-    if not (DEMO_DIR / "seeded").exists():
-        print("Seeding the demo data (python -m jobs.seed_demo)…", flush=True)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
-        subprocess.run([sys.executable, "-m", "jobs.seed_demo"], env=env, check=True)
-        (DEMO_DIR / "seeded").write_text("1", encoding="utf-8")
-    return server
-
-
 DEMO_MODEL = "wine-classifier"
 
 
-def demo_cases() -> list[Case]:
-    """Pages that have no MLflow counterpart, on the demo data: each within 1.5 s."""
+def demo_cases(fleet: SeededFleet) -> list[Case]:
+    """Pages that have no MLflow counterpart, on the demo data and the fleet grown from it:
+    each within 1.5 s."""
+    cards = (("cards shown", text_shown("Pending approvals")),)
+    chart = (("drift chart drawn", chart_shown()),)
     return [
-        Case(
-            "Overview, demo data (3 models)",
-            "/overview",
-            (("cards shown", text_shown("Pending approvals")),),
-            limits={"cards shown": NO_MLFLOW_PAGE_LIMIT_S},
-            demo=True,
-        ),
+        Case("Overview, demo data (3 models)", "/overview", cards, server=DEMO),
+        Case(f"Overview, {fleet.models} models", "/overview", cards, server=FLEET),
         Case(
             "Monitoring, demo model (30 batches)",
             f"/monitoring?model={DEMO_MODEL}",
-            (("drift chart drawn", chart_shown()),),
-            limits={"drift chart drawn": NO_MLFLOW_PAGE_LIMIT_S},
-            demo=True,
+            chart,
+            server=DEMO,
+        ),
+        Case(
+            f"Monitoring, {fleet.long_days} batches",
+            f"/monitoring?model={quote(fleet.long_model)}",
+            chart,
+            server=FLEET,
         ),
         Case(
             "Promotions page, request list (no open request)",
             "/promotions",
             (("requests listed", text_shown("Request a promotion")),),
-            limits={"requests listed": NO_MLFLOW_PAGE_LIMIT_S},
-            demo=True,
+            server=DEMO,
+        ),
+        Case(
+            "Promotion decision page, one open request",
+            f"/promotions?request={fleet.request_id}",
+            (("decision shown", text_then_table("Approve and promote")),),
+            server=FLEET,
         ),
     ]
 
@@ -371,18 +374,20 @@ def slug(text: str) -> str:
 
 
 def measure(
-    url: str, demo_url: str, cases: list[Case], kept: KeptHistories
+    urls: dict[str, str], cases: list[Case], kept: Path, fleet: Path
 ) -> dict[tuple[str, str, str], Timing]:
-    """(case, milestone, row) -> timing; rows are cold, warm and MLflow UI."""
+    """(case, milestone, row) -> timing; rows are cold, warm and MLflow UI.
+
+    ``urls`` maps each case's server to its MLflow URL; a dashboard starts with the ``kept``
+    histories' store or the ``fleet``'s store where its case says so."""
     seconds: dict[tuple[str, str, str], list[float]] = {}
     with chromium() as browser:
         for repetition in range(REPETITIONS):
             last = repetition == REPETITIONS - 1
             for case in cases:
                 shot = SCREENSHOTS / slug(case.label) if last else None
-                template = kept.path if case.kept else None
-                served = demo_url if case.demo else url
-                with fresh_dashboard(browser, served, template) as dashboard_url:
+                template = kept if case.kept else fleet if case.server == FLEET else None
+                with fresh_dashboard(browser, urls[case.server], template) as dashboard_url:
                     for row in ("cold", "warm"):
                         found = visit(
                             browser,
@@ -436,7 +441,8 @@ def page_targets(cases: list[Case], timings: dict[tuple[str, str, str], Timing])
     targets: list[Target] = []
     for case in cases:
         last_milestone = case.ready[-1][0]
-        for milestone, limit in case.limits.items():
+        limits = case.limits or {m: NO_MLFLOW_PAGE_LIMIT_S for m, _ in case.ready}
+        for milestone, limit in limits.items():
             row = "warm" if milestone == "warm" else "cold"
             measured_milestone = last_milestone if milestone == "warm" else milestone
             measured = timings[(case.label, measured_milestone, row)]

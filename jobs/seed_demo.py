@@ -406,14 +406,14 @@ def _seed_monitoring(gateway: TrackingGateway, now: datetime) -> None:
     batches: list[DemoBatch] = []
     for project in pending:
         _clear_monitoring(gateway, project.model)
-        batches.extend(_demo_batches(gateway, project, now))
+        batches.extend(demo_batches(gateway, project, now))
     context = multiprocessing.get_context("spawn")  # no fork of a process holding clients
     with ProcessPoolExecutor(max_workers=DRIFT_WORKERS, mp_context=context) as workers:
         futures: list[Future[DriftResult]] = [
             workers.submit(compute_drift, b.reference, b.frame, target="target") for b in batches
         ]
         try:
-            _log_demo_batches(gateway, batches, futures, now)
+            log_demo_batches(gateway, batches, futures, now)
         except BaseException:
             workers.shutdown(cancel_futures=True)  # do not compute what will not be logged
             raise
@@ -425,7 +425,7 @@ def _seed_monitoring(gateway: TrackingGateway, now: datetime) -> None:
     )
 
 
-def _log_demo_batches(
+def log_demo_batches(
     gateway: TrackingGateway,
     batches: list[DemoBatch],
     futures: list[Future[DriftResult]],
@@ -450,8 +450,14 @@ def _log_demo_batches(
             gateway.set_registered_model_tags(batch.project.model, {MONITORING_TAG: SEED_COMPLETE})
 
 
-def _demo_batches(gateway: TrackingGateway, project: DemoProject, now: datetime) -> list[DemoBatch]:
-    """The model's daily batches, the last one covering yesterday (UTC)."""
+def demo_batches(
+    gateway: TrackingGateway, project: DemoProject, now: datetime, days: int = MONITORING_BATCHES
+) -> list[DemoBatch]:
+    """The model's daily batches, the last one covering yesterday (UTC).
+
+    More ``days`` than the demo's add quiet days before the same drift and retraining story
+    (the benchmark's 90-day model).
+    """
     references = {v: reference_for_version(gateway, project.model, v) for v in (2, 3)}
     features, target = load_features(project)
     pool = features.assign(target=target.values)
@@ -459,17 +465,18 @@ def _demo_batches(gateway: TrackingGateway, project: DemoProject, now: datetime)
     numeric = [c for c in pool.columns if c != "target"]
     drift_order = list(rng.permutation(numeric))
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    quiet_days = days - MONITORING_BATCHES
     drifting_batches = MONITORING_BATCHES - DRIFT_FROM_BATCH
     batches = []
-    for index in range(MONITORING_BATCHES):
-        version = 2 if index < RETRAINED_AT_BATCH else 3
+    for index in range(days):
+        version = 2 if index < quiet_days + RETRAINED_AT_BATCH else 3
         reference = references[version]
         frame = pool.sample(
             int(rng.integers(BATCH_ROWS[0], BATCH_ROWS[1] + 1)),
             replace=True,
             random_state=int(rng.integers(2**31)),
         ).reset_index(drop=True)
-        progress = index - DRIFT_FROM_BATCH + 1
+        progress = index - quiet_days - DRIFT_FROM_BATCH + 1
         if progress > 0:
             shifted = round(len(numeric) * DRIFTED_SHARE_AT_END * progress / drifting_batches)
             for column in drift_order[: max(2, shifted)]:
@@ -481,7 +488,7 @@ def _demo_batches(gateway: TrackingGateway, project: DemoProject, now: datetime)
             DemoBatch(
                 project=project,
                 version=version,
-                window_start=today - timedelta(days=MONITORING_BATCHES - index),
+                window_start=today - timedelta(days=days - index),
                 frame=frame[list(reference.columns)],
                 reference=reference,
             )

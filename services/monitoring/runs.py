@@ -40,7 +40,7 @@ from services.core.conventions import (
     WINDOW_START_TAG,
 )
 from services.core.errors import DriftError, FlightdeckError, NotFound
-from services.core.gateway import TrackingGateway
+from services.core.gateway import NEWEST_FIRST, TrackingGateway
 from services.core.records import RunPage
 from services.governance.config import DriftThresholds
 from services.monitoring.drift import (
@@ -67,6 +67,7 @@ _UNSAFE_KEY_CHARACTERS = re.compile(r"[^\w.\- ]")
 slashes and colons are replaced too, so a key never reads as a path."""
 _MAX_COLUMN_KEYS_TAG = 7000
 _SEARCH_PAGE = 1000
+FINISHED = "attributes.status = 'FINISHED'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,36 +321,77 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
     One search on :data:`MONITORING_EXPERIMENT` (a page per 1,000 runs); metrics come with the
     run records, so there is no call per run. Runs whose tags cannot be read are left out.
     """
-    query = filters.all_of(filters.tag_equals(MODEL_TAG, model), "attributes.status = 'FINISHED'")
+    query = filters.all_of(filters.tag_equals(MODEL_TAG, model), FINISHED)
     return [r for r in _search_monitoring(gateway, query) if r.model == model]
 
 
 def monitoring_runs_by_model(gateway: RunReader) -> dict[str, list[MonitoringRun]]:
     """Every model's finished monitoring runs, oldest window first, in one search."""
     grouped: dict[str, list[MonitoringRun]] = {}
-    for record in _search_monitoring(gateway, "attributes.status = 'FINISHED'"):
+    for record in _search_monitoring(gateway, FINISHED):
         grouped.setdefault(record.model, []).append(record)
     return grouped
 
 
-def _search_monitoring(gateway: RunReader, query: str) -> list[MonitoringRun]:
+def latest_monitoring_runs(
+    gateway: RunReader, models: Sequence[str], per_model: int
+) -> dict[str, list[MonitoringRun]]:
+    """The newest ``per_model`` finished monitoring runs of each of ``models``, oldest window
+    first: what a landing page needs, read at the same cost whatever the history's length.
+
+    One newest-first search sized for the whole fleet (``per_model`` runs a model); then one
+    search per model only for the models it left short, and only when it came back full (their
+    batches are older than the others', or other models hold more of the newest runs).
+    """
+    wanted = set(models)
+    budget = len(wanted) * per_model
+    grouped: dict[str, list[MonitoringRun]] = {model: [] for model in wanted}
+    newest = _search_monitoring(gateway, FINISHED, limit=budget)
+    for record in newest:
+        if record.model in wanted:
+            grouped[record.model].append(record)
+    if len(newest) >= budget:
+        for model in wanted:
+            if len(grouped[model]) < per_model:
+                own = filters.all_of(filters.tag_equals(MODEL_TAG, model), FINISHED)
+                found = _search_monitoring(gateway, own, limit=per_model)
+                grouped[model] = [r for r in found if r.model == model]
+    return {
+        model: sorted(runs, key=_window_order)[-per_model:]
+        for model, runs in grouped.items()
+        if runs
+    }
+
+
+def _search_monitoring(
+    gateway: RunReader, query: str, limit: int | None = None
+) -> list[MonitoringRun]:
+    """The monitoring runs matching ``query``, oldest window first; with a ``limit``, only
+    that many of the newest (by start time)."""
     experiment_id = gateway.experiment_id(MONITORING_EXPERIMENT)
-    if experiment_id is None:
+    if experiment_id is None or limit == 0:
         return []
     found: list[MonitoringRun] = []
     token: str | None = None
+    read = 0
     while True:
+        size = _SEARCH_PAGE if limit is None else min(_SEARCH_PAGE, limit - read)
         page = gateway.search_runs(
-            [experiment_id], query, max_results=_SEARCH_PAGE, page_token=token
+            [experiment_id], query, NEWEST_FIRST, max_results=size, page_token=token
         )
+        read += len(page.runs)
         for run in page.runs:
             record = _monitoring_record(run.run_id, run.tags, run.metrics)
             if record is not None:
                 found.append(record)
         token = page.next_page_token
-        if not token:
+        if not token or (limit is not None and read >= limit):
             break
-    return sorted(found, key=lambda r: (r.window_start, r.window_end, r.run_id))
+    return sorted(found, key=_window_order)
+
+
+def _window_order(run: MonitoringRun) -> tuple[datetime, datetime, str]:
+    return (run.window_start, run.window_end, run.run_id)
 
 
 def _monitoring_record(

@@ -25,7 +25,7 @@ from services.monitoring.runs import (
     DriftStatus,
     MonitoringRun,
     drift_status,
-    monitoring_runs_by_model,
+    latest_monitoring_runs,
 )
 from services.retraining.jobs import RetrainingJob, list_jobs
 
@@ -106,14 +106,15 @@ def fleet_overview(services: Wiring, now: datetime | None = None) -> Overview:
     """Read every registered model's health and the week's changes.
 
     A handful of bulk reads whatever the fleet's size: the models with their aliases, every
-    version, their source runs, and every monitoring run.
+    version, their source runs, and each model's latest monitoring runs (the sparkline's
+    :data:`SPARKLINE_BATCHES`, which also date the week's drift alarms).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     registry = services.registry
     models = sorted(registry.registered_models(), key=lambda m: m.name)
     versions = registry.model_versions("")
     runs = registry.runs_by_id([v.run_id for v in versions if v.run_id])
-    batches = monitoring_runs_by_model(registry)
+    batches = latest_monitoring_runs(registry, [m.name for m in models], SPARKLINE_BATCHES)
     jobs = list_jobs(services.store, limit=500)
     requests = promotion.list_requests(services.store, limit=1000)
     pending = [r for r in requests if r.status == PENDING]

@@ -26,6 +26,7 @@ from services.monitoring.runs import (
     GREEN,
     RED,
     drift_status,
+    latest_monitoring_runs,
     load_summary,
     log_monitoring_run,
     monitoring_runs,
@@ -309,3 +310,20 @@ def test_seeded_demo_has_a_month_of_batches_ending_in_drift(
     summary = load_summary(gateway, runs[-1].run_id)
     assert any(f.column == "site" and f.drifted for f in summary.features)
     assert b"<html" in report_html(gateway, runs[0].run_id)[:2000].lower()
+
+
+def test_the_latest_runs_of_each_model_whatever_the_history_or_the_mix(
+    seeded_server: ServerProcess, settings_for
+) -> None:  # type: ignore[no-untyped-def]
+    gateway = TrackingGateway(settings_for(seeded_server.url))
+    models = ("wine-classifier", "breast-cancer-classifier", "diabetes-regressor")
+    newest = {m: [r.run_id for r in monitoring_runs(gateway, m)[-5:]] for m in models}
+
+    every = latest_monitoring_runs(gateway, [*models, "never-monitored"], per_model=5)
+    assert {m: [r.run_id for r in runs] for m, runs in every.items()} == newest
+
+    # The fleet-sized newest-first read (10 runs) holds the other models' batches too, so it
+    # leaves the wine model short: the per-model read completes it.
+    one = latest_monitoring_runs(gateway, ["wine-classifier", "never-monitored"], per_model=5)
+    assert [r.run_id for r in one["wine-classifier"]] == newest["wine-classifier"]
+    assert "never-monitored" not in one
