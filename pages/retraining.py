@@ -110,7 +110,9 @@ if problem := st.session_state.pop("retraining.problem", None):
 # -- suggestions: drift is red --------------------------------------------------------------------
 
 try:
-    drift_by_model = cache.monitoring_by_model(settings)
+    drift_by_model = cache.latest_monitoring(
+        settings, models, services.governance.drift.consecutive
+    )
 except FlightdeckError as exc:
     st.warning(
         f"Drift could not be read, so no retraining is suggested: {escape_markdown(str(exc))}",

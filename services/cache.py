@@ -464,15 +464,18 @@ def monitoring_runs(settings: Settings, model: str) -> list[MonitoringRun]:
     return _note_freshness(_monitoring_runs(settings, model))
 
 
-def monitoring_by_model(settings: Settings) -> dict[str, list[MonitoringRun]]:
-    """Every model's monitoring batches, oldest first, from one search."""
-    return _note_freshness(_monitoring_by_model(settings))
+def latest_monitoring(
+    settings: Settings, models: Sequence[str], per_model: int
+) -> dict[str, list[MonitoringRun]]:
+    """The newest ``per_model`` monitoring batches of each of ``models``, oldest first."""
+    return _note_freshness(_latest_monitoring(settings, tuple(models), per_model))
 
 
 def monitored_models(settings: Settings) -> list[str]:
     """The registered models with at least one monitoring batch, by name."""
-    monitored = monitoring_by_model(settings)
-    return [model.name for model in registered_models(settings) if monitored.get(model.name)]
+    names = [model.name for model in registered_models(settings)]
+    latest = latest_monitoring(settings, names, 1)
+    return [name for name in names if latest.get(name)]
 
 
 def drift_summary(settings: Settings, run_id: str) -> DriftSummary:
@@ -492,11 +495,13 @@ def _monitoring_runs(settings: Settings, model: str) -> Fetched[list[MonitoringR
     return _fetch(lambda: monitoring.monitoring_runs(gateway(settings), model))
 
 
-@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False)
-def _monitoring_by_model(settings: Settings) -> Fetched[dict[str, list[MonitoringRun]]]:
+@st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=8)
+def _latest_monitoring(
+    settings: Settings, models: tuple[str, ...], per_model: int
+) -> Fetched[dict[str, list[MonitoringRun]]]:
     from services.monitoring import runs as monitoring
 
-    return _fetch(lambda: monitoring.monitoring_runs_by_model(gateway(settings)))
+    return _fetch(lambda: monitoring.latest_monitoring_runs(gateway(settings), models, per_model))
 
 
 @st.cache_data(ttl=READ_CACHE_TTL_S, show_spinner=False, max_entries=64)

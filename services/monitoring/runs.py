@@ -325,14 +325,6 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
     return [r for r in _search_monitoring(gateway, query) if r.model == model]
 
 
-def monitoring_runs_by_model(gateway: RunReader) -> dict[str, list[MonitoringRun]]:
-    """Every model's finished monitoring runs, oldest window first, in one search."""
-    grouped: dict[str, list[MonitoringRun]] = {}
-    for record in _search_monitoring(gateway, FINISHED):
-        grouped.setdefault(record.model, []).append(record)
-    return grouped
-
-
 def latest_monitoring_runs(
     gateway: RunReader, models: Sequence[str], per_model: int
 ) -> dict[str, list[MonitoringRun]]:
