@@ -146,7 +146,7 @@ def demo_cases(fleet: SeededFleet) -> list[Case]:
         Case(
             "Promotion decision page, one open request",
             f"/promotions?request={fleet.request_id}",
-            (("decision shown", text_then_table("Approve and promote")),),
+            (("decision shown", text_shown("Approve and promote")),),
             server=FLEET,
         ),
     ]
