@@ -6,6 +6,7 @@ Everything MLflow accepts converts: a missing field becomes a blank or None, nev
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -63,14 +64,66 @@ def run_record(run: MlflowRun) -> Run:
     )
 
 
+def run_record_from_json(run: Mapping[str, Any]) -> Run:
+    """A run from the JSON MLflow's REST API returns (``runs/search``), as :func:`run_record`
+    makes it from the client's entity: without building the protobuf message and the entity on
+    the way, which cost the client about a millisecond a run."""
+    info, data = run.get("info") or {}, run.get("data") or {}
+    tags = {t["key"]: t.get("value", "") for t in data.get("tags") or () if "key" in t}
+    return Run(
+        run_id=info.get("run_id") or info.get("run_uuid", ""),
+        experiment_id=str(info.get("experiment_id", "")),
+        name=info.get("run_name") or tags.get(RUN_NAME_TAG, ""),
+        status=info.get("status", ""),
+        start_time=from_epoch_ms(_int_or_none(info.get("start_time"))),
+        end_time=from_epoch_ms(_int_or_none(info.get("end_time"))),
+        user=tags.get(USER_TAG, info.get("user_id") or ""),
+        deleted=info.get("lifecycle_stage") == "deleted",
+        metrics={
+            m["key"]: float(m.get("value", "nan")) for m in data.get("metrics") or () if "key" in m
+        },
+        params={p["key"]: p.get("value", "") for p in data.get("params") or () if "key" in p},
+        tags=tags,
+        datasets=tuple(
+            _dataset_from_json(d) for d in (run.get("inputs") or {}).get("dataset_inputs") or ()
+        ),
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)  # int64 may come as a JSON string
+
+
+def _dataset_from_json(dataset_input: Mapping[str, Any]) -> DatasetSummary:
+    dataset = dataset_input.get("dataset") or {}
+    context = next(
+        (
+            t.get("value", "")
+            for t in dataset_input.get("tags") or ()
+            if t.get("key") == "mlflow.data.context"
+        ),
+        "",
+    )
+    return DatasetSummary(
+        dataset.get("name", ""),
+        dataset.get("digest", ""),
+        dataset.get("source_type", ""),
+        context,
+        _profile_rows(dataset.get("profile")),
+    )
+
+
+def _profile_rows(profile: str | None) -> int | None:
+    try:
+        return int(json.loads(profile or "{}").get("num_rows"))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def _dataset_record(dataset_input: Any) -> DatasetSummary:
     dataset = dataset_input.dataset
     context = next((t.value for t in dataset_input.tags if t.key == "mlflow.data.context"), "")
-    rows: int | None = None
-    try:
-        rows = int(json.loads(dataset.profile or "{}").get("num_rows"))
-    except (TypeError, ValueError):
-        rows = None
+    rows = _profile_rows(dataset.profile)
     return DatasetSummary(dataset.name, dataset.digest, dataset.source_type, context, rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -125,3 +126,61 @@ def test_runs_by_id_reads_many_runs_at_once_including_deleted_ones(
     found = gateway.runs_by_id([*ids, unknown, "not-an-id"])
     assert set(found) == set(ids)
     assert found[ids[0]].deleted and not found[ids[1]].deleted
+
+
+def test_searched_runs_read_as_json_equal_the_mlflow_clients_entities(
+    gateway: TrackingGateway, client: MlflowClient
+) -> None:
+    """The gateway reads runs/search as plain JSON: every field the client's entities carry
+    must come through the same, for any value MLflow accepts."""
+    import pandas as pd
+    from mlflow.entities import Metric, Param, RunTag
+
+    from services.core.entities import run_record
+
+    experiment_id = client.create_experiment(f"json-search-{time.time_ns()}")
+    odd = "ünïcode ' \" \\ <b>&amp;</b> 🚀"
+    key = "a key: with/dots.and-spaces"  # keys MLflow accepts are narrower than values
+    parent = client.create_run(experiment_id, run_name=odd)
+    now = int(time.time() * 1000)
+    client.log_batch(
+        parent.info.run_id,
+        metrics=[
+            Metric("nan", float("nan"), now, 0),
+            Metric("inf", float("inf"), now, 0),
+            Metric("-inf", float("-inf"), now, 0),
+            Metric("zero", 0.0, now, 0),
+            Metric(key, -1e300, now, 3),
+        ],
+        params=[Param("empty", ""), Param(key, odd)],
+        tags=[RunTag("empty", ""), RunTag(key, odd)],
+    )
+    frame = pd.DataFrame({"a": [1, 2], "y": [0, 1]})
+    gateway.log_dataset(parent.info.run_id, frame, odd, "y", "training")
+    client.set_terminated(parent.info.run_id)
+    child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent.info.run_id})
+    bare = client.create_run(experiment_id, run_name="")
+    client.delete_run(client.create_run(experiment_id).info.run_id)
+
+    page = gateway.search_runs([experiment_id], max_results=10)
+    expected = [
+        run_record(r) for r in client.search_runs([experiment_id], order_by=["start_time DESC"])
+    ]
+
+    def comparable(run):  # type: ignore[no-untyped-def]  # NaN != NaN: compare its text
+        return (run.run_id, repr(sorted(run.metrics.items())), run.params, run.tags, run)
+
+    assert len(page.runs) == 3
+    assert {r.run_id for r in page.runs} == {
+        parent.info.run_id, child.info.run_id, bare.info.run_id
+    }  # fmt: skip
+    for got, want in zip(page.runs, expected, strict=True):
+        assert comparable(got)[:4] == comparable(want)[:4]
+        assert (got.name, got.status, got.start_time, got.end_time, got.user, got.datasets) == (
+            want.name, want.status, want.start_time, want.end_time, want.user, want.datasets,
+        )  # fmt: skip
+    searched_parent = next(r for r in page.runs if r.run_id == parent.info.run_id)
+    assert searched_parent.name == odd
+    assert searched_parent.datasets[0].name == odd
+    assert searched_parent.datasets[0].context == "training"
+    assert math.isnan(searched_parent.metrics["nan"])  # stored infinities come back clamped
