@@ -97,8 +97,7 @@ def ensure_fleet() -> SeededFleet:
         request_id = _seed(server.url)
     finally:
         server.stop()
-    fleet = SeededFleet(FLEET_MODELS, LONG_MODEL, LONG_DAYS, request_id, 0.0)
-    fleet = replace(fleet, seed_seconds=time.monotonic() - started)
+    fleet = SeededFleet(FLEET_MODELS, LONG_MODEL, LONG_DAYS, request_id, time.monotonic() - started)
     marker.write_text(json.dumps(asdict(fleet)), encoding="utf-8")
     print(f"Seeded the fleet store in {fleet.seed_seconds:.0f} s.", flush=True)
     return fleet

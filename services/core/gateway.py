@@ -101,6 +101,8 @@ class TrackingGateway:
         self._health_timeout_s = settings.health_timeout_s
         self._timeout_s = settings.http_timeout_s
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        # Searches go through MLflow's request path without its client (see _post_json).
+        self._host = get_default_host_creds(self.uri)  # type: ignore[no-untyped-call]
         self._http = session or requests.Session()
         if settings.mlflow_token:
             self._http.headers["Authorization"] = f"Bearer {settings.mlflow_token}"
@@ -853,8 +855,7 @@ class TrackingGateway:
         errors), its answer read as plain JSON: the client's protobuf messages and entities cost
         about 1 ms a run, half of a search."""
         with self._translated(what):
-            creds = get_default_host_creds(self.uri)  # type: ignore[no-untyped-call]
-            response = http_request(creds, path, "POST", json=body)  # type: ignore[no-untyped-call]
+            response = http_request(self._host, path, "POST", json=body)  # type: ignore[no-untyped-call]
             payload = verify_rest_response(response, path).json()
         return payload if isinstance(payload, dict) else {}
 

@@ -322,7 +322,8 @@ def monitoring_runs(gateway: RunReader, model: str) -> list[MonitoringRun]:
     run records, so there is no call per run. Runs whose tags cannot be read are left out.
     """
     query = filters.all_of(filters.tag_equals(MODEL_TAG, model), FINISHED)
-    return [r for r in _search_monitoring(gateway, query) if r.model == model]
+    found, _ = _search_monitoring(gateway, query)
+    return [r for r in found if r.model == model]
 
 
 def latest_monitoring_runs(
@@ -332,21 +333,21 @@ def latest_monitoring_runs(
     first: what a landing page needs, read at the same cost whatever the history's length.
 
     One newest-first search sized for the whole fleet (``per_model`` runs a model); then one
-    search per model only for the models it left short, and only when it came back full (their
+    search per model only for the models it left short, and only when older runs remain (their
     batches are older than the others', or other models hold more of the newest runs).
     """
     wanted = set(models)
     budget = len(wanted) * per_model
     grouped: dict[str, list[MonitoringRun]] = {model: [] for model in wanted}
-    newest = _search_monitoring(gateway, FINISHED, limit=budget)
+    newest, more = _search_monitoring(gateway, FINISHED, limit=budget)
     for record in newest:
         if record.model in wanted:
             grouped[record.model].append(record)
-    if len(newest) >= budget:
+    if more:
         for model in wanted:
             if len(grouped[model]) < per_model:
                 own = filters.all_of(filters.tag_equals(MODEL_TAG, model), FINISHED)
-                found = _search_monitoring(gateway, own, limit=per_model)
+                found, _ = _search_monitoring(gateway, own, limit=per_model)
                 grouped[model] = [r for r in found if r.model == model]
     return {
         model: sorted(runs, key=_window_order)[-per_model:]
@@ -357,12 +358,13 @@ def latest_monitoring_runs(
 
 def _search_monitoring(
     gateway: RunReader, query: str, limit: int | None = None
-) -> list[MonitoringRun]:
+) -> tuple[list[MonitoringRun], bool]:
     """The monitoring runs matching ``query``, oldest window first; with a ``limit``, only
-    that many of the newest (by start time)."""
+    that many of the newest (by start time). The flag says whether older runs were left
+    unread (counted in runs, so a run whose tags cannot be read still counts)."""
     experiment_id = gateway.experiment_id(MONITORING_EXPERIMENT)
     if experiment_id is None or limit == 0:
-        return []
+        return [], False
     found: list[MonitoringRun] = []
     token: str | None = None
     read = 0
@@ -379,7 +381,7 @@ def _search_monitoring(
         token = page.next_page_token
         if not token or (limit is not None and read >= limit):
             break
-    return sorted(found, key=_window_order)
+    return sorted(found, key=_window_order), token is not None
 
 
 def _window_order(run: MonitoringRun) -> tuple[datetime, datetime, str]:
