@@ -189,6 +189,7 @@ if not presenting:
         file_name=f"{stem}.html",
         mime="text/html",
         icon=":material/download:",
+        on_click="ignore",  # a download needs no rerun
         help="One self-contained file: charts included, opens with no network.",
     )
     export[3].download_button(
@@ -197,6 +198,7 @@ if not presenting:
         file_name=f"{stem}.pdf",
         mime="application/pdf",
         icon=":material/picture_as_pdf:",
+        on_click="ignore",
         disabled=chromium_path() is None,
         help=NO_CHROMIUM if chromium_path() is None else "Printed by headless Chromium.",
     )
@@ -206,6 +208,7 @@ if not presenting:
         file_name="flightdeck-fleet.csv",
         mime="text/csv",
         icon=":material/download:",
+        on_click="ignore",
     )
     export[1].download_button(
         "Changes (CSV)",
@@ -213,6 +216,7 @@ if not presenting:
         file_name="flightdeck-changes.csv",
         mime="text/csv",
         icon=":material/download:",
+        on_click="ignore",
     )
 else:
 

@@ -289,6 +289,7 @@ actions[3].download_button(
     file_name="runs.csv",
     mime="text/csv",
     icon=":material/download:",
+    on_click="ignore",  # a download needs no rerun
 )
 
 # -- groups ----------------------------------------------------------------------------------------

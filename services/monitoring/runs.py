@@ -381,11 +381,13 @@ def _search_monitoring(
         token = page.next_page_token
         if not token or (limit is not None and read >= limit):
             break
-    return sorted(found, key=_window_order), token is not None
+    # Read newest first; reversed, runs of one window keep the order they were logged in, so
+    # the one logged last is that window's latest (files dropped on one day share a window).
+    return sorted(reversed(found), key=_window_order), token is not None
 
 
-def _window_order(run: MonitoringRun) -> tuple[datetime, datetime, str]:
-    return (run.window_start, run.window_end, run.run_id)
+def _window_order(run: MonitoringRun) -> tuple[datetime, datetime]:
+    return (run.window_start, run.window_end)
 
 
 def _monitoring_record(

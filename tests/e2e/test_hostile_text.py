@@ -130,7 +130,7 @@ def test_hostile_names_read_exactly_as_they_were_written(
 def download_csv(page: Page, button: str) -> list[list[str]]:
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name=button).click()
-    wait_until_ready(page)  # a deferred download reruns the page: let it settle before the next
+    wait_until_ready(page)
     text = Path(download.value.path()).read_text(encoding="utf-8")
     return list(csv.reader(io.StringIO(text)))
 

@@ -100,6 +100,28 @@ def test_calm_then_drifted_batches_turn_the_status_from_green_to_red(
     assert status.reason == "drift share ≥ 0.3 in the last 2 batches (0.60, 0.60)"
 
 
+def test_runs_of_one_window_read_in_the_order_they_were_logged(
+    mlflow_server: ServerProcess, gateway: TrackingGateway, monitored_model: str, tmp_path: Path
+) -> None:
+    """Batch files dropped on one day share a window: the one monitored last is the latest, so
+    a calm batch after two drifted ones clears the alarm (not a tie broken by run id)."""
+    for index, shift in enumerate((1.0, 1.0, 0.0, 0.0)):
+        path = tmp_path / f"batch-{index}.parquet"
+        monitoring_frame(300, seed=20 + index, shift=shift).to_parquet(path, index=False)
+        result = monitor(
+            mlflow_server,
+            *("--model", monitored_model, "--data", str(path), "--target", "target"),
+            *("--window-start", "2026-11-05T00:00:00Z", "--window-end", "2026-11-06T00:00:00Z"),
+        )
+        assert result.returncode == 0, result.stderr
+
+    logged = sorted(all_runs_of(mlflow_server, monitored_model), key=lambda r: r.info.start_time)
+    runs = monitoring_runs(gateway, monitored_model)
+    assert [r.run_id for r in runs] == [r.info.run_id for r in logged]
+    assert drift_status(runs, THRESHOLDS).level == GREEN
+    assert drift_status(runs[:2], THRESHOLDS).level == RED
+
+
 def test_a_monitoring_run_holds_a_typed_summary_the_snapshot_and_the_report(
     mlflow_server: ServerProcess, gateway: TrackingGateway, monitored_model: str, tmp_path: Path
 ) -> None:
